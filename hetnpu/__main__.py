@@ -1,0 +1,5 @@
+import sys
+
+from hetnpu.cli import main
+
+sys.exit(main())

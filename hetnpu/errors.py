@@ -1,0 +1,46 @@
+"""The exceptions hetnpu raises for problems a user can fix.
+
+Every error names the place it concerns (a node, a tensor, a config key, a file), so that
+the CLI can print it as one line. Anything that is not a ``HetnpuError`` escaping from hetnpu
+is a bug in hetnpu.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailableError",
+    "ConfigError",
+    "HetnpuError",
+    "InputError",
+    "ModelError",
+    "ScheduleError",
+    "UnsupportedOpError",
+]
+
+
+class HetnpuError(Exception):
+    """Base class of every error hetnpu reports to its user."""
+
+
+class ModelError(HetnpuError):
+    """The ONNX model is malformed, cyclic, truncated, or has shapes that cannot be bound."""
+
+
+class UnsupportedOpError(HetnpuError):
+    """No device in the list can run an op (or a device was forced onto one it cannot run)."""
+
+
+class ConfigError(HetnpuError):
+    """A chip, device or sweep configuration value is invalid; the message names the key."""
+
+
+class ScheduleError(HetnpuError):
+    """A schedule or tiling is infeasible, e.g. a tile that does not fit its buffer."""
+
+
+class BackendUnavailableError(HetnpuError):
+    """A backend cannot run here (missing package, driver or device); the message says why."""
+
+
+class InputError(HetnpuError):
+    """Inputs fed to a session do not match the model (name, dtype or shape)."""
