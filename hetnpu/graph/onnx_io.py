@@ -25,13 +25,22 @@ from hetnpu.graph.ir import Graph, Node, Tensor
 
 __all__ = ["KNOWN_DOMAINS", "extract", "load", "outer_references"]
 
-KNOWN_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "com.microsoft"})
+KNOWN_DOMAINS = frozenset(
+    {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "com.microsoft"}
+)
 """Op domains some runtime here implements: onnx's own and onnxruntime's contrib ops."""
 
 # Ops whose outputs differ from run to run: never folded into constants.
 _NONDETERMINISTIC = frozenset(
-    {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-     "Bernoulli", "Dropout"}
+    {
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+        "Dropout",
+    }
 )
 
 ShapeMap = Mapping[str, Sequence[int]]
@@ -108,7 +117,9 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
     try:
         model.ParseFromString(data)
     except (google.protobuf.message.DecodeError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{where}: not a valid ONNX model (protobuf parse failed: {exc})") from None
+        raise ModelError(
+            f"{where}: not a valid ONNX model (protobuf parse failed: {exc})"
+        ) from None
     if not model.HasField("graph") or model.ir_version <= 0:
         raise ModelError(f"{where}: not an ONNX model (no graph or no ir_version)")
     return model
@@ -132,7 +143,8 @@ def _check_domains(model: onnx.ModelProto, where: str) -> None:
         if node.domain not in KNOWN_DOMAINS and (node.domain, node.op_type) not in local:
             raise ModelError(
                 f"{where}: node {node.name!r} ({node.op_type}) is in the unknown op domain "
-                f"{node.domain!r}; known domains: {', '.join(repr(d) for d in sorted(KNOWN_DOMAINS))}"
+                f"{node.domain!r}; known domains: "
+                f"{', '.join(repr(d) for d in sorted(KNOWN_DOMAINS))}"
             )
 
 
@@ -223,7 +235,9 @@ def _sort_nodes(graph: onnx.GraphProto, where: str) -> None:
     except nx.NetworkXUnfeasible:
         cycle = nx.find_cycle(dag)
         names = " -> ".join(graph.node[a].name for a, _ in cycle)
-        raise ModelError(f"{where}: the graph has a cycle: {names} -> {graph.node[cycle[0][0]].name}")
+        raise ModelError(
+            f"{where}: the graph has a cycle: {names} -> {graph.node[cycle[0][0]].name}"
+        ) from None
     if order != list(range(len(graph.node))):
         nodes = [graph.node[i] for i in order]
         sorted_nodes = []
@@ -309,9 +323,7 @@ def _one_line(exc: BaseException) -> str:
     return text.replace("==> Context:", "—")
 
 
-def _tensor_from_type(
-    name: str, type_proto: onnx.TypeProto | None, is_constant: bool
-) -> Tensor:
+def _tensor_from_type(name: str, type_proto: onnx.TypeProto | None, is_constant: bool) -> Tensor:
     if type_proto is None or not type_proto.HasField("tensor_type"):
         return Tensor(name, None, "undefined", 0, is_constant)
     tt = type_proto.tensor_type
@@ -341,9 +353,7 @@ def _build(model: onnx.ModelProto, base_dir: str | None, where: str, require_sta
     for vi in [*g.input, *g.value_info, *g.output]:
         types[vi.name] = vi.type
     for init in g.initializer:
-        types.setdefault(
-            init.name, helper.make_tensor_type_proto(init.data_type, list(init.dims))
-        )
+        types.setdefault(init.name, helper.make_tensor_type_proto(init.data_type, list(init.dims)))
     runtime_inputs = tuple(i.name for i in g.input if i.name not in inits)
     if require_static:
         for name in runtime_inputs:
@@ -356,7 +366,8 @@ def _build(model: onnx.ModelProto, base_dir: str | None, where: str, require_sta
                 ] or ["its rank"]
                 raise ModelError(
                     f"{where}: input {name!r} has an unbound {', '.join(bad)}; "
-                    f"bind it with input_shapes={{{name!r}: [...]}} or --input-shape {name}=d0,d1,..."
+                    f"bind it with input_shapes={{{name!r}: [...]}} "
+                    f"or --input-shape {name}=d0,d1,..."
                 )
 
     constant: set[str] = set(inits)
@@ -374,8 +385,10 @@ def _build(model: onnx.ModelProto, base_dir: str | None, where: str, require_sta
         is_const = (
             proto.op_type not in _NONDETERMINISTIC
             and not implicit
-            and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-                        for a in proto.attribute)
+            and not any(
+                a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                for a in proto.attribute
+            )
             and (proto.op_type == "Constant" or bool(explicit))
             and all(t in constant for t in explicit)
         )
@@ -440,7 +453,9 @@ def extract(graph: Graph, node_names: Iterable[str], name: str | None = None) ->
     members = set(node_names)
     unknown = sorted(members - set(graph.nodes))
     if unknown:
-        raise ModelError(f"extract: no such node(s) {unknown[:5]} in graph {graph.model.graph.name!r}")
+        raise ModelError(
+            f"extract: no such node(s) {unknown[:5]} in graph {graph.model.graph.name!r}"
+        )
     if not members:
         raise ModelError("extract: the node set is empty")
     nodes = [n for n in graph if n.name in members]
@@ -474,8 +489,12 @@ def extract(graph: Graph, node_names: Iterable[str], name: str | None = None) ->
         tensor = graph.tensors[t]
         if tensor.shape is None:
             return helper.make_tensor_value_info(t, tensor.elem_type, None)
-        dims = [d if d is not None else (s or None) for d, s in zip(
-            tensor.shape, tensor.symbols or (None,) * len(tensor.shape), strict=True)]
+        dims = [
+            d if d is not None else (s or None)
+            for d, s in zip(
+                tensor.shape, tensor.symbols or (None,) * len(tensor.shape), strict=True
+            )
+        ]
         return helper.make_tensor_value_info(t, tensor.elem_type, dims)
 
     internal = [

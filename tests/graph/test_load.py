@@ -27,7 +27,9 @@ def _vi(name, shape, dtype=TensorProto.FLOAT):
 def test_light_models_get_static_shapes_for_every_consumed_tensor(name):
     g = load(LIGHT_DIR / f"{name}.onnx")
     assert nx.is_directed_acyclic_graph(g.dag)
-    assert list(g.nodes) == list(nx.lexicographical_topological_sort(g.dag, key=lambda n: g.nodes[n].index))
+    assert list(g.nodes) == list(
+        nx.lexicographical_topological_sort(g.dag, key=lambda n: g.nodes[n].index)
+    )
     for node in g:
         for t in node.all_inputs:
             assert g.tensors[t].is_static, (node.name, t)
@@ -39,7 +41,10 @@ def test_light_models_get_static_shapes_for_every_consumed_tensor(name):
 
 def test_symbolic_dims_are_bound_and_propagated():
     m = _model(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"), helper.make_node("Relu", ["y"], ["z"])],
+        [
+            helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
+            helper.make_node("Relu", ["y"], ["z"]),
+        ],
         [_vi("x", ["batch", "seq", 8])],
         [_vi("z", ["batch", "seq", 4])],
         [numpy_helper.from_array(np.ones((8, 4), np.float32), "w")],
@@ -54,7 +59,11 @@ def test_symbolic_dims_are_bound_and_propagated():
 
 
 def test_unbound_symbolic_dim_is_refused_with_its_name():
-    m = _model([helper.make_node("Relu", ["x"], ["y"], name="r")], [_vi("x", ["N", 3])], [_vi("y", ["N", 3])])
+    m = _model(
+        [helper.make_node("Relu", ["x"], ["y"], name="r")],
+        [_vi("x", ["N", 3])],
+        [_vi("y", ["N", 3])],
+    )
     with pytest.raises(ModelError, match=r"input 'x' has an unbound dim 0 \(N\)"):
         load(m)
     assert load(m, require_static=False).tensors["x"].symbols == ("N", None)
@@ -78,8 +87,12 @@ def test_reshape_shape_is_propagated_through_shape_ops():
 
 
 def test_control_flow_is_one_opaque_node_with_outer_inputs():
-    then = helper.make_graph([helper.make_node("Add", ["x", "x"], ["t"])], "then", [], [_vi("t", [2])])
-    other = helper.make_graph([helper.make_node("Mul", ["x", "k"], ["e"])], "else", [], [_vi("e", [2])])
+    then = helper.make_graph(
+        [helper.make_node("Add", ["x", "x"], ["t"])], "then", [], [_vi("t", [2])]
+    )
+    other = helper.make_graph(
+        [helper.make_node("Mul", ["x", "k"], ["e"])], "else", [], [_vi("e", [2])]
+    )
     m = _model(
         [helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other, name="branch")],
         [_vi("c", [], TensorProto.BOOL), _vi("x", [2])],
@@ -133,25 +146,35 @@ def test_truncated_file(tmp_path):
 def test_not_onnx(tmp_path):
     path = tmp_path / "notes.onnx"
     path.write_text("this is not a model\n")
-    with pytest.raises(ModelError, match="not .*ONNX"):
+    with pytest.raises(ModelError, match=r"not .*ONNX"):
         load(path)
 
 
 def test_unknown_domain_names_node_and_domain():
-    m = _model([helper.make_node("Frob", ["x"], ["y"], domain="com.acme", name="frob1")],
-               [_vi("x", [2])], [_vi("y", [2])], domains=["com.acme"])
+    m = _model(
+        [helper.make_node("Frob", ["x"], ["y"], domain="com.acme", name="frob1")],
+        [_vi("x", [2])],
+        [_vi("y", [2])],
+        domains=["com.acme"],
+    )
     with pytest.raises(ModelError, match=r"'frob1' \(Frob\).*'com.acme'"):
         load(m)
 
 
 def test_unknown_op_in_default_domain():
-    m = _model([helper.make_node("Frobnicate", ["x"], ["y"], name="f")], [_vi("x", [2])], [_vi("y", [2])])
+    m = _model(
+        [helper.make_node("Frobnicate", ["x"], ["y"], name="f")], [_vi("x", [2])], [_vi("y", [2])]
+    )
     with pytest.raises(ModelError, match="Frobnicate"):
         load(m)
 
 
 def test_missing_input_names_node_and_tensor():
-    m = _model([helper.make_node("Add", ["x", "ghost"], ["y"], name="adder")], [_vi("x", [2])], [_vi("y", [2])])
+    m = _model(
+        [helper.make_node("Add", ["x", "ghost"], ["y"], name="adder")],
+        [_vi("x", [2])],
+        [_vi("y", [2])],
+    )
     with pytest.raises(ModelError, match="ghost"):
         load(m)
 
@@ -162,7 +185,9 @@ def test_cycle_names_its_nodes():
         helper.make_node("Relu", ["a"], ["b"], name="second"),
     ]
     m = _model(nodes, [_vi("x", [2])], [_vi("b", [2])])
-    with pytest.raises(ModelError, match="cycle: first -> second -> first|cycle: second -> first -> second"):
+    with pytest.raises(
+        ModelError, match=r"cycle: first -> second -> first|cycle: second -> first -> second"
+    ):
         load(m)
 
 
@@ -182,11 +207,11 @@ def test_shape_that_cannot_be_bound():
         [_vi("y", [1, 4])],
         [numpy_helper.from_array(np.ones((8, 4), np.float32), "w")],
     )
-    with pytest.raises(ModelError, match="mm|MatMul"):
+    with pytest.raises(ModelError, match=r"mm|MatMul"):
         load(m, input_shapes={"x": [1, 5]})
     with pytest.raises(ModelError, match="rank 2"):
         load(m, input_shapes={"x": [1, 8, 1]})
-    with pytest.raises(ModelError, match="no graph input named 'y'.*'x'"):
+    with pytest.raises(ModelError, match=r"no graph input named 'y'.*'x'"):
         load(m, input_shapes={"y": [1, 8]})
     with pytest.raises(ModelError, match="positive"):
         load(m, input_shapes={"x": [0, 8]})

@@ -1,0 +1,108 @@
+"""``hetnpu info``: what a model is made of: ops, parameters, work, memory, shapes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hetnpu.atomic import atomic_write_text
+from hetnpu.cli.app import app
+from hetnpu.cli.options import InputShapeOpt, parse_input_shapes
+
+
+def _human(n: float, unit: str = "") -> str:
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {prefix}{unit}"
+    return f"{n:.0f} {unit}".rstrip()
+
+
+def _bytes(n: float) -> str:
+    for scale, prefix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if n >= scale:
+            return f"{n / scale:.3g} {prefix}"
+    return f"{n:.0f} B"
+
+
+@app.command()
+def info(
+    model: Annotated[Path, typer.Argument(help="An .onnx file.")],
+    input_shape: InputShapeOpt = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the figures and per-node details as JSON.")
+    ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            "--devices", help="Comma-separated device kinds (npu,gpu,cpu): who can run what."
+        ),
+    ] = None,
+) -> None:
+    """Show a model's ops, parameters, MACs/FLOPs, activation memory and I/O shapes."""
+    from hetnpu.graph import load
+    from hetnpu.graph.stats import model_stats
+
+    graph = load(model, input_shapes=parse_input_shapes(input_shape))
+    stats = model_stats(graph)
+    console = Console()
+    console.print(
+        f"[bold]{model}[/bold]  graph {stats.name!r}, {stats.nodes} nodes, opsets {stats.opsets}"
+    )
+    for kind, io in (("input", stats.inputs), ("output", stats.outputs)):
+        for name, meta in io.items():
+            console.print(f"  {kind:6} {name}: {meta['dtype']} {meta['shape']}")
+    console.print(
+        f"  parameters {_human(stats.parameters)} ({_bytes(stats.parameter_bytes)}), "
+        f"MACs {_human(stats.macs)}, FLOPs {_human(stats.flops)}"
+    )
+    console.print(
+        f"  activations {_bytes(stats.activation_bytes)} in all, "
+        f"peak live {_bytes(stats.peak_activation_bytes)} (ops run one at a time)"
+    )
+    table = Table(
+        "op type", "count", title="ops (constant-folded nodes excluded)", title_justify="left"
+    )
+    for op, count in stats.op_histogram.items():
+        table.add_row(op, str(count))
+    console.print(table)
+    payload = stats.to_dict(graph)
+    if devices:
+        from hetnpu.devices.capability import capability_table
+
+        kinds = [d.strip() for d in devices.split(",") if d.strip()]
+        verdicts = capability_table(graph, kinds)
+        _print_capability(console, graph, kinds, verdicts)
+        payload["capability"] = {
+            node: {dev: {"supported": v.supported, "reason": v.reason} for dev, v in per.items()}
+            for node, per in verdicts.items()
+        }
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+        console.print(f"wrote {json_out}")
+
+
+def _print_capability(console: Console, graph, kinds, verdicts) -> None:  # type: ignore[no-untyped-def]
+    for dev in kinds:
+        runnable = sum(1 for n in graph if verdicts[n.name][dev].supported)
+        console.print(f"  {dev}: runs {runnable} of {len(graph)} nodes")
+    table = Table(
+        "node", "op type", *kinds, title="nodes some device cannot run", title_justify="left"
+    )
+    shown = 0
+    for node in graph:
+        per = verdicts[node.name]
+        if all(v.supported for v in per.values()):
+            continue
+        shown += 1
+        table.add_row(
+            node.name,
+            node.op_type,
+            *("yes" if per[d].supported else f"no: {per[d].reason}" for d in kinds),
+        )
+    if shown:
+        console.print(table)
