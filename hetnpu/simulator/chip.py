@@ -1,0 +1,614 @@
+"""The chip: AI cores sharing HBM and L2, running a model's ops one after another on one stream.
+
+:func:`simulate` lowers each op (cached), starts every core's unit processes at once, and
+starts the next op when the last unit of this one finishes, as a model's tasks run in order on
+one stream. Coupled chips (310, 310P, 910) run Cube and Vector ops on the same AI cores; split
+chips (910B) run Cube ops on the AIC cores and Vector ops on the AIV cores (1:2), which exchange
+data through GM (ascend-facts §1.9). A 4-D float input that feeds a Conv first goes through a
+TransData op into NC1HWC0, as ATC inserts one (§3.5); epilogues that ATC fuses into a Conv or
+MatMul (ReLU, BatchNormalization...) are recorded as ``fused`` and cost nothing.
+
+L2 is modelled per tensor: a tensor read the first time in an op comes from HBM for its unique
+bytes (repeat reads by other cores or blocks then hit L2), a tensor resident in L2 (written or
+read recently, least recently used first out, ``l2_bytes`` in total) is read from L2, and an
+output that fits is written into L2. HBM and L2 are shared FIFO buses (:class:`~hetnpu.
+simulator.core.Bus`).
+
+Left out: write-back of dirty L2 lines costs no bus time (its bytes are counted in
+``hbm_bytes``), the 310P's standalone vector cores, task-launch overhead between ops, cache-line
+granularity and L2 set conflicts, NoC topology, and overlap between consecutive ops.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import onnx
+import simpy
+
+from hetnpu.errors import ConfigError, ScheduleError
+from hetnpu.graph.ir import Graph, Node
+from hetnpu.simulator.core import (
+    BIG,
+    ROLE_IDS,
+    Bus,
+    CompiledProgram,
+    Mailbox,
+    compile_program,
+    run_core,
+    unit_process,
+)
+from hetnpu.simulator.isa import UNITS
+from hetnpu.simulator.lowering import (
+    FUSE_INTO,
+    FUSED_EPILOGUES,
+    PARTIAL_READ_OPS,
+    Unsupported,
+    dev_nbytes,
+    lower,
+)
+from hetnpu.simulator.lowering.common import LowerCtx, Lowered
+from hetnpu.simulator.result import OpRecord, SimResult, UnsupportedOp
+from hetnpu.simulator.tiler import precision_info
+
+__all__ = ["chip_key", "simulate"]
+
+_SPEC_FIELDS = (
+    "name",
+    "architecture",
+    "ai_cores",
+    "vector_cores",
+    "clock_hz",
+    "cube_mkn_fp16",
+    "cube_mkn_int8",
+    "cube_mkn_fp32",
+    "cube_latency_cycles",
+    "vector_bytes_per_cycle",
+    "vector_latency_cycles",
+    "scalar_issue_cycles",
+    "flag_ids",
+    "l0a_bytes",
+    "l0b_bytes",
+    "l0c_bytes",
+    "l1_bytes",
+    "ub_bytes",
+    "mte2_bytes_per_cycle",
+    "mte1_l0a_bytes_per_cycle",
+    "mte1_l0b_bytes_per_cycle",
+    "mte3_bytes_per_cycle",
+    "fixpipe_bytes_per_cycle",
+    "l1_to_ub_bytes_per_cycle",
+    "mte_latency_cycles",
+    "gm_latency_cycles",
+    "l2_bytes",
+    "l2_bytes_per_s",
+    "hbm_bytes_per_s",
+)
+_COUPLED_UNITS = UNITS
+_AIC_UNITS = ("SCALAR", "MTE2", "MTE1", "CUBE", "FIXPIPE")
+_AIV_UNITS = ("SCALAR", "MTE2", "VECTOR", "MTE3")
+_COMPUTE = frozenset({"CUBE", "VECTOR"})
+"""Units whose busy time makes an op compute-bound; the others (MTE1/2/3, FixPipe) move data."""
+
+_COMPILED: dict[int, tuple[tuple[Any, ...], CompiledProgram]] = {}
+
+
+def chip_key(spec: Any) -> tuple[Any, ...]:
+    """The spec fields the simulator reads, as a hashable cache key."""
+    return tuple(getattr(spec, f) for f in _SPEC_FIELDS)
+
+
+def _compiled(prog: tuple[Any, ...], lowered: Lowered, scalar_issue: int) -> CompiledProgram:
+    hit = _COMPILED.get(id(prog))
+    if hit is not None and hit[0] is prog:
+        return hit[1]
+    cp = compile_program(prog, lowered.init_flags, scalar_issue)
+    if len(_COMPILED) > 20000:
+        _COMPILED.clear()
+    _COMPILED[id(prog)] = (prog, cp)  # keeps prog alive, so its id stays unique
+    return cp
+
+
+def _fusion(graph: Graph) -> dict[str, str]:
+    """Epilogue node → the Cube node it folds into (single consumer, first input)."""
+    fused: dict[str, str] = {}
+    for node in graph:
+        if node.op_type not in FUSED_EPILOGUES or node.is_constant or not node.inputs:
+            continue
+        prod = graph.producer(node.inputs[0])
+        if prod is None or len(graph.consumers(node.inputs[0])) != 1:
+            continue
+        root = fused.get(prod.name, prod.name)
+        if graph.nodes[root].op_type in FUSE_INTO and not graph.nodes[root].is_constant:
+            fused[node.name] = root
+    return fused
+
+
+def _input_transdata(graph: Graph) -> list[Node]:
+    """Synthetic TransData nodes (NCHW → NC1HWC0) for 4-D float inputs that feed a Conv.
+
+    ATC converts such inputs to the 5HD layout in a TransData task before the first
+    convolution (ascend-facts §3.5); weights are converted offline and cost nothing.
+    """
+    out = []
+    for name in graph.inputs:
+        t = graph.tensors[name]
+        if not (t.dtype.startswith("float") and t.shape is not None and len(t.shape) == 4):
+            continue
+        if any(c.op_type == "Conv" for c in graph.consumers(name)):
+            out.append(
+                Node(
+                    f"TransData:{name}",
+                    "TransData",
+                    "",
+                    (name,),
+                    (name,),
+                    {"dst_format": "NC1HWC0"},
+                    (),
+                    -1,
+                    False,
+                    onnx.NodeProto(),
+                )
+            )
+    return out
+
+
+def _load_spec(chip: Any) -> Any:
+    if isinstance(chip, str):
+        from hetnpu import chips
+
+        return chips.load(chip)
+    return chip
+
+
+def _load_graph(graph: Any) -> Graph:
+    if isinstance(graph, Graph):
+        return graph
+    from hetnpu.graph import load
+
+    return load(graph)
+
+
+def _capability(node: Node, graph: Graph, precision: str) -> str | None:
+    try:
+        from hetnpu.devices.capability import can_run
+    except ImportError:  # capability rules not installed: rely on the lowering registry alone
+        return None
+    verdict = can_run("npu", node, graph, precision=precision)
+    return None if verdict.supported else (verdict.reason or "not supported on the NPU")
+
+
+def _nbytes(graph: Graph, name: str, prec: Any) -> int:
+    """Device bytes of a tensor, 0 when its shape is unknown (an unused optional output)."""
+    try:
+        return dev_nbytes(graph, name, prec)
+    except Unsupported:
+        return 0
+
+
+def _roofline(
+    node: Node, graph: Graph, low: Lowered, ctx: LowerCtx, bus_bpc: float, gm_bytes: int
+) -> tuple[int, int]:
+    """(compute-bound, bandwidth-bound) cycles of ``node``.
+
+    The compute bound is the node's MACs (from :func:`hetnpu.graph.cost.node_cost`) over every
+    Cube at full rate, or its Vector work over every vector unit. The bandwidth bound is the
+    bytes it must move over the fastest shared bus: all its tensors (node_cost's count, scaled
+    to the device precision) for ops that read everything, and the bytes the program moves for
+    ops that touch only part of an input (Slice, Gather...), where counting the whole input
+    would bound the wrong thing.
+    """
+    spec, prec = ctx.spec, ctx.prec
+    m0, k0, n0 = getattr(spec, prec.mkn_field)
+    try:
+        from hetnpu.graph.cost import node_cost
+
+        if node.index < 0:  # a synthetic node (TransData) has no ONNX cost
+            raise ImportError
+        cost = node_cost(graph, node)
+        macs = cost.macs
+        model_bytes: int | None = cost.bytes_read + cost.bytes_written
+    except ImportError:  # cost model not installed: bytes of the node's tensors, no MAC term
+        macs, model_bytes = 0, None
+    vec_cores = ctx.vector_cores if ctx.split else ctx.cube_cores
+    cores = ctx.cube_cores if low.group == "cube" else vec_cores
+    engines = 0.0
+    if node.op_type in PARTIAL_READ_OPS:
+        nbytes = float(gm_bytes)
+    else:
+        # node_cost counts bytes at the model's dtypes; scale floats to the device precision.
+        names = [t for t in (*node.inputs, *node.outputs) if t in graph.tensors]
+        native = sum(graph.tensors[t].nbytes or 0 for t in names)
+        device = sum(_nbytes(graph, t, prec) for t in names)
+        scale = device / native if native else 1.0
+        nbytes = device if model_bytes is None or not native else model_bytes * scale
+        if model_bytes is not None:
+            # Every byte read passes some core's MTE2, every byte written its MTE3/FixPipe.
+            write_rate = (
+                spec.fixpipe_bytes_per_cycle
+                if ctx.split and low.group == "cube"
+                else (spec.mte3_bytes_per_cycle)
+            )
+            engines = max(
+                cost.bytes_read * scale / (cores * spec.mte2_bytes_per_cycle),
+                cost.bytes_written * scale / (cores * write_rate),
+            )
+    cube = math.ceil(macs / (ctx.cube_cores * m0 * k0 * n0)) if low.group == "cube" else 0
+    vector = math.ceil(low.vector_bytes / (vec_cores * spec.vector_bytes_per_cycle))
+    return max(cube, vector), math.floor(max(nbytes / bus_bpc, engines))
+
+
+class _Run:
+    """State of one simulation (the driver process and its bookkeeping)."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        spec: Any,
+        ctx_for: Callable[[str | None], LowerCtx],
+        trace_level: str | None,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.graph, self.spec, self.ctx_for = graph, spec, ctx_for
+        self.ctx = ctx = ctx_for(None)
+        self.trace_level = trace_level
+        self.progress = progress
+        self.env = simpy.Environment()
+        clock = spec.clock_hz
+        self.hbm = Bus("HBM", spec.hbm_bytes_per_s / clock)
+        self.l2 = Bus("L2", spec.l2_bytes_per_s / clock)
+        self.key = chip_key(spec)
+        if ctx.split:
+            self.cores = [f"aic{i}" for i in range(ctx.cube_cores)]
+            self.cores += [f"aiv{i}" for i in range(ctx.vector_cores)]
+            self.groups = {
+                "cube": list(range(ctx.cube_cores)),
+                "vector": list(range(ctx.cube_cores, len(self.cores))),
+            }
+            self.core_units = [_AIC_UNITS] * ctx.cube_cores + [_AIV_UNITS] * ctx.vector_cores
+        else:
+            self.cores = [f"core{i}" for i in range(ctx.cube_cores)]
+            idx = list(range(ctx.cube_cores))
+            self.groups = {"cube": idx, "vector": idx}
+            self.core_units = [_COUPLED_UNITS] * ctx.cube_cores
+        self.busy: dict[str, int] = dict.fromkeys(UNITS, 0)
+        self.level_bytes: dict[str, int] = {}
+        self.l2_lru: OrderedDict[str, tuple[int, bool]] = OrderedDict()
+        self.l2_used = 0
+        self.writeback = 0
+        self.ops: list[OpRecord] = []
+        self.unsupported: list[UnsupportedOp] = []
+        self.raw: list[tuple[Any, ...]] = []
+        self.fused = _fusion(graph)
+        # One persistent process per unit of every core, woken once per op it takes part in.
+        self.boxes: list[dict[str, Mailbox]] = []
+        for units in self.core_units:
+            boxes = {u: Mailbox() for u in units if u != "SCALAR"}
+            for box in boxes.values():
+                self.env.process(unit_process(self.env, box, self.hbm, self.l2))
+            self.boxes.append(boxes)
+        self.bus_bpc = max(self.hbm.bytes_per_cycle, self.l2.bytes_per_cycle)
+
+    # --- L2 residency -------------------------------------------------------------------
+    def _touch(self, name: str, nbytes: int, dirty: bool) -> None:
+        if nbytes > self.spec.l2_bytes:
+            return
+        old = self.l2_lru.pop(name, None)
+        if old is not None:
+            self.l2_used -= old[0]
+            dirty = dirty or old[1]
+        self.l2_lru[name] = (nbytes, dirty)
+        self.l2_used += nbytes
+        while self.l2_used > self.spec.l2_bytes:
+            _, (b, d) = self.l2_lru.popitem(last=False)
+            self.l2_used -= b
+            if d:
+                self.writeback += b
+
+    # --- the driver ---------------------------------------------------------------------
+    def driver(self):
+        g, ctx, env = self.graph, self.ctx, self.env
+        nodes = [*_input_transdata(g), *(n for n in g if not n.is_constant)]
+        for i, node in enumerate(nodes):
+            if self.progress is not None:
+                self.progress(i, len(nodes))
+            if node.name in self.fused:
+                self.ops.append(
+                    OpRecord(
+                        i,
+                        node.name,
+                        node.op_type,
+                        env.now,
+                        env.now,
+                        (),
+                        0,
+                        0,
+                        0,
+                        "fused",
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        "",
+                        self.fused[node.name],
+                    )
+                )
+                continue
+            reason = _capability(node, g, ctx.prec.name)
+            try:
+                if reason is not None:
+                    raise Unsupported(reason)
+                low = lower(node, g, self.ctx_for(node.name), self.key)
+                roles = self._roles(node)
+            except Unsupported as exc:
+                self.unsupported.append(UnsupportedOp(node.name, node.op_type, str(exc)))
+                continue
+            yield from self._run_op(i, node, low, roles)
+        if self.progress is not None:
+            self.progress(len(nodes), len(nodes))
+
+    def _roles(self, node: Node) -> list[int]:
+        g, prec = self.graph, self.ctx.prec
+        remaining = [0] * max(len(ROLE_IDS), 8)
+        present = [t for t in node.inputs if t]
+        for j, t in enumerate(present):
+            rid = ROLE_IDS.setdefault(f"in{j}", len(ROLE_IDS))
+            if rid >= len(remaining):
+                remaining += [0] * (rid + 1 - len(remaining))
+            remaining[rid] = 0 if t in self.l2_lru else _nbytes(g, t, prec)
+        out_bytes = sum(_nbytes(g, t, prec) for t in node.outputs if t)
+        rid = ROLE_IDS.setdefault("out0", len(ROLE_IDS))
+        if rid >= len(remaining):
+            remaining += [0] * (rid + 1 - len(remaining))
+        remaining[rid] = 0 if out_bytes <= self.spec.l2_bytes else BIG
+        return remaining
+
+    def _run_op(self, index: int, node: Node, low: Lowered, remaining: list[int]):
+        env, spec = self.env, self.spec
+        t0 = env.now
+        hbm0, l20 = self.hbm.nbytes, self.l2.nbytes
+        cores = self.groups[low.group]
+        started: list[tuple[int, CompiledProgram, list[str], list[Any], Any]] = []
+        pending = [0]
+        done_ev = env.event()
+
+        def done() -> None:
+            pending[0] -= 1
+            if pending[0] == 0:
+                done_ev.succeed()
+
+        record = self.trace_level == "instr"
+        for c, prog in enumerate(low.programs):
+            if not prog:
+                continue
+            cp = _compiled(prog, low, spec.scalar_issue_cycles)
+            pending[0] += len(cp.queues)
+            units, spans, recs = run_core(env, cp, remaining, self.boxes[cores[c]], record, done)
+            started.append((cores[c], cp, units, spans, recs))
+        if pending[0]:
+            yield done_ev
+        self._record(index, node, low, t0, hbm0, l20, started)
+        g, prec = self.graph, self.ctx.prec
+        for t in node.inputs:
+            if t:
+                self._touch(t, _nbytes(g, t, prec), False)
+        for t in node.outputs:
+            if t:
+                self._touch(t, _nbytes(g, t, prec), True)
+
+    def _record(
+        self, index: int, node: Node, low: Lowered, t0: int, hbm0: int, l20: int, started: list[Any]
+    ) -> None:
+        end = self.env.now
+        per_unit = dict.fromkeys(UNITS, 0)
+        spans = []
+        compute = memory = 0
+        trace_ops = self.trace_level == "op"
+        raw = self.raw
+        programs: dict[int, list[Any]] = {}
+        for core, cp, units, uspans, recs in started:
+            name = self.cores[core]
+            c_end = t0
+            for u, (first, u_end, busy, _count) in zip(units, uspans, strict=True):
+                per_unit[u] += busy
+                if u_end > c_end:
+                    c_end = u_end
+                if u in _COMPUTE:
+                    if busy > compute:
+                        compute = busy
+                elif busy > memory:
+                    memory = busy
+                if trace_ops:
+                    raw.append((name, u, first, u_end, node.name, index, busy))
+            if self.trace_level is not None:
+                raw.append(
+                    (name, "SCALAR", t0, t0 + cp.scalar_cycles, node.name, index, len(cp.instrs))
+                )
+            if recs is not None:
+                for u, rec in zip(units, recs, strict=True):
+                    for idx, s, e in rec:
+                        ins = cp.instrs[idx]
+                        raw.append((name, u, s, e, ins.op, index, ins.nbytes))
+            spans.append((name, t0, c_end))
+            entry = programs.setdefault(id(cp), [cp, 0])
+            entry[1] += 1
+        gm_bytes = 0
+        for cp, count in programs.values():
+            gm_bytes += cp.gm_bytes * count
+            per_unit["SCALAR"] += cp.scalar_cycles * count
+            for lvl, b in cp.level_bytes.items():
+                self.level_bytes[lvl] = self.level_bytes.get(lvl, 0) + b * count
+        for u, b in per_unit.items():
+            self.busy[u] += b
+        cycles = end - t0
+        if not started:
+            bound = "zero"
+        elif max(compute, memory) * 2 < cycles:
+            bound = "latency"
+        else:
+            bound = "compute" if compute >= memory else "memory"
+        comp_b, mem_b = _roofline(node, self.graph, low, self.ctx, self.bus_bpc, gm_bytes)
+        if not started:
+            comp_b = mem_b = 0
+        hbm = self.hbm.nbytes - hbm0
+        self.ops.append(
+            OpRecord(
+                index,
+                node.name,
+                node.op_type,
+                t0,
+                end,
+                tuple(spans),
+                per_unit["CUBE"],
+                per_unit["VECTOR"],
+                per_unit["MTE1"] + per_unit["MTE2"] + per_unit["MTE3"] + per_unit["FIXPIPE"],
+                bound,
+                max(comp_b, mem_b),
+                comp_b,
+                mem_b,
+                low.macs,
+                hbm + self.l2.nbytes - l20,
+                hbm,
+                low.tile,
+            )
+        )
+
+    def result(self, events: int, wall_s: float, double_buffer: bool) -> SimResult:
+        cycles = self.env.now
+        for name, (b, d) in self.l2_lru.items():
+            if d and name in self.graph.outputs:
+                self.writeback += b
+        unit_cores = {u: sum(u in us for us in self.core_units) for u in UNITS}
+        busy = {
+            u: (self.busy[u] / (cycles * unit_cores[u]) if cycles and unit_cores[u] else 0.0)
+            for u in UNITS
+            if unit_cores[u]
+        }
+        levels = dict(self.level_bytes)
+        levels["HBM"] = self.hbm.nbytes + self.writeback
+        levels["L2"] = self.l2.nbytes
+        return SimResult(
+            chip=str(getattr(self.spec, "name", "npu")),
+            precision=self.ctx.prec.name,
+            clock_hz=float(self.spec.clock_hz),
+            cycles=cycles,
+            ops=tuple(self.ops),
+            unit_busy=MappingProxyType(busy),
+            unit_busy_cycles=MappingProxyType({u: self.busy[u] for u in busy}),
+            bytes_by_level=MappingProxyType(dict(sorted(levels.items()))),
+            hbm_bytes=levels["HBM"],
+            events=events,
+            unsupported=tuple(self.unsupported),
+            cores=tuple(self.cores),
+            trace_level=self.trace_level,
+            raw_events=tuple(self.raw),
+            double_buffer=double_buffer,
+            wall_s=wall_s,
+        )
+
+
+def simulate(
+    graph: Graph | Any,
+    chip: Any,
+    *,
+    precision: str = "fp16",
+    double_buffer: bool = True,
+    trace_level: str | None = None,
+    check: bool = False,
+    max_events: int | None = None,
+    force_tiles: Mapping[str, tuple[int, int, int]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimResult:
+    """Simulate a model on an Ascend chip, cycle by cycle at instruction granularity.
+
+    Parameters
+    ----------
+    graph
+        A :class:`~hetnpu.graph.Graph`, or anything :func:`hetnpu.graph.load` accepts.
+    chip
+        An ``NpuSpec`` or a preset name / TOML path for :func:`hetnpu.chips.load`.
+    precision
+        ``"fp16"`` (ATC's default for float32 models), ``"fp32"`` or ``"int8"``: the Cube's
+        fractal shape and every float tensor's bytes follow it.
+    double_buffer
+        Two ping-pong slots per buffer (the default) or one, which serialises the pipes.
+    trace_level
+        ``None`` (no raw events kept), ``"op"`` (one span per op, core and unit) or
+        ``"instr"`` (every instruction).
+    check
+        Raise :class:`~hetnpu.errors.ScheduleError` if any op beats its roofline bound.
+    max_events
+        Stop with ScheduleError after this many SimPy events (a guard for huge models).
+    force_tiles
+        Node name → forced (m, k, n) Cube tile; one that does not fit raises ScheduleError.
+    progress
+        Called as ``progress(done, total)`` as ops start.
+
+    Returns
+    -------
+    SimResult
+
+    Examples
+    --------
+    >>> res = simulate(hetnpu.load("resnet50.onnx"), "ascend910")   # doctest: +SKIP
+    >>> res.cycles, res.to_summary()["unit_busy"]["CUBE"]             # doctest: +SKIP
+    """
+    if trace_level not in (None, "op", "instr"):
+        raise ConfigError(f"trace_level {trace_level!r}: expected 'op' or 'instr'")
+    prec = precision_info(precision)
+    spec = _load_spec(chip)
+    g = _load_graph(graph)
+    split = spec.architecture == "split"
+    if force_tiles:
+        unknown = sorted(set(force_tiles) - set(g.nodes))
+        if unknown:
+            raise ConfigError(f"force_tiles: no node named {unknown[0]!r}")
+    t_start = time.perf_counter()
+    ctxs: dict[Any, LowerCtx] = {}
+
+    def ctx_for(name: str | None) -> LowerCtx:
+        force = (force_tiles or {}).get(name) if name else None
+        if force not in ctxs:
+            ctxs[force] = LowerCtx(
+                spec,
+                prec,
+                double_buffer,
+                split,
+                spec.ai_cores,
+                spec.vector_cores if split else spec.ai_cores,
+                tuple(force) if force else None,
+            )
+        return ctxs[force]
+
+    run = _Run(g, spec, ctx_for, trace_level, progress)
+    proc = run.env.process(run.driver())
+    if max_events is None:
+        run.env.run()
+    else:
+        n = 0
+        while run.env.peek() != float("inf"):
+            run.env.step()
+            n += 1
+            if n > max_events:
+                raise ScheduleError(f"simulation stopped after max_events={max_events} events")
+    if not proc.triggered:
+        last = run.ops[-1].name if run.ops else "(start)"
+        raise ScheduleError(f"simulation deadlocked after op {last!r} (a lowering bug)")
+    events = next(run.env._eid)  # SimPy's event counter: every scheduled event was processed
+    res = run.result(events, time.perf_counter() - t_start, double_buffer)
+    if check:
+        bad = res.check_violations()
+        if bad:
+            o = bad[0]
+            raise ScheduleError(
+                f"op {o.name!r} ({o.op_type}) simulated {o.cycles} cycles, below its roofline "
+                f"bound {o.roofline_cycles} ({len(bad)} ops violate)"
+            )
+    return res

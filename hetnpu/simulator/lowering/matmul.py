@@ -1,0 +1,128 @@
+"""Cube ops: MatMul, Gemm and convolutions (img2col into fractal mmad tiles).
+
+A convolution is the product of the img2col matrix (M = batch·output pixels, K = input channels
+per group·kernel taps) and the weights (N = output channels per group). MTE2 reads the feature
+map itself into L1 (so the A panel's GM bytes are the feature map's share, not the expanded
+matrix) and MTE1's img2col load expands it into L0A (ascend-facts §1.5). Grouped convolutions
+are ``groups`` independent products; depthwise ones pack 16 channels per fractal with the
+weights block-diagonal, so 15/16 of the Cube's work on them is padding, as on the hardware's
+FRACTAL_Z layout.
+
+Left out: bias addition (it rides on L0C initialisation), the halo rows that neighbouring output
+tiles read twice, dilation's effect on L1 reuse, and ConvTranspose.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hetnpu.graph.ir import Graph, Node
+from hetnpu.simulator.lowering.common import (
+    LowerCtx,
+    Lowered,
+    Unsupported,
+    cube_init_flags,
+    cube_program,
+    dev_nbytes,
+    shape_of,
+)
+from hetnpu.simulator.tiler import split_even, tile_cube
+
+__all__ = ["lower_conv", "lower_gemm", "lower_matmul"]
+
+
+def _lower_products(
+    node: Node, ctx: LowerCtx, batch: int, m: int, k: int, n: int, a_gm_per_elem: float
+) -> Lowered:
+    spec = ctx.spec
+    tile = tile_cube(
+        node.name,
+        batch,
+        m,
+        k,
+        n,
+        spec=spec,
+        prec=ctx.prec,
+        cores=ctx.cube_cores,
+        double_buffer=ctx.double_buffer,
+        ub_bytes=None if ctx.split else spec.ub_bytes,
+        force=ctx.force_tile,
+        a_bytes_per_elem=a_gm_per_elem,
+    )
+    sizes = []
+    for _ in range(batch):
+        for mi in range(0, m, tile.m):
+            for ni in range(0, n, tile.n):
+                sizes.append((min(tile.m, m - mi), min(tile.n, n - ni)))
+    memo: dict[tuple[tuple[int, int], ...], tuple] = {}
+    programs = []
+    start = 0
+    for count in split_even(len(sizes), ctx.cube_cores):
+        blocks = tuple(sizes[start : start + count])
+        start += count
+        prog = memo.get(blocks)
+        if prog is None:
+            prog = memo[blocks] = cube_program(
+                list(blocks), k, tile, ctx, a_gm_per_elem=a_gm_per_elem
+            )
+        programs.append(prog)
+    macs = sum(i.macs for p in programs for i in p)
+    return Lowered(
+        "cube",
+        tuple(programs),
+        cube_init_flags(tile, ctx.split),
+        macs=macs,
+        tile=(
+            f"{batch}x({m},{k},{n}) tile m={tile.m} k={tile.k} n={tile.n} kp={tile.kp} "
+            f"slots={tile.slots}/{tile.l0c_slots} on {len(programs)} cores"
+        ),
+    )
+
+
+def lower_matmul(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
+    """MatMul with numpy broadcasting; a 2-D B folds A's batch dims into M."""
+    a, b = shape_of(graph, node.inputs[0]), shape_of(graph, node.inputs[1])
+    if len(a) == 0 or len(b) == 0:
+        raise Unsupported("MatMul of a scalar")
+    k = a[-1]
+    m = a[-2] if len(a) >= 2 else 1
+    n = b[-1] if len(b) >= 2 else 1
+    if len(b) <= 2:
+        m, batch = math.prod(a[:-1]) if len(a) > 1 else 1, 1
+    else:
+        out = shape_of(graph, node.outputs[0])
+        batch = math.prod(out[:-2])
+    return _lower_products(node, ctx, batch, m, k, n, ctx.prec.float_bytes)
+
+
+def lower_gemm(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
+    """Gemm: ``alpha·op(A)·op(B) + beta·C``; transposes only change the load pattern."""
+    a = shape_of(graph, node.inputs[0])
+    b = shape_of(graph, node.inputs[1])
+    m, k = (a[1], a[0]) if node.attrs.get("transA", 0) else (a[0], a[1])
+    n = b[0] if node.attrs.get("transB", 0) else b[1]
+    return _lower_products(node, ctx, 1, m, k, n, ctx.prec.float_bytes)
+
+
+def lower_conv(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
+    """Conv of any spatial rank, grouped and depthwise included, via img2col."""
+    x = shape_of(graph, node.inputs[0])
+    w = shape_of(graph, node.inputs[1])
+    y = shape_of(graph, node.outputs[0])
+    groups = int(node.attrs.get("group", 1))
+    cin, cout = x[1], w[0]
+    taps = math.prod(w[2:])
+    m = y[0] * math.prod(y[2:])
+    x_bytes = dev_nbytes(graph, node.inputs[0], ctx.prec)
+    _m0, k0, n0 = getattr(ctx.spec, ctx.prec.mkn_field)
+    if groups > 1 and cin // groups == 1:
+        # Depthwise: 16 channels share one fractal with block-diagonal weights.
+        batch = math.ceil(groups / n0)
+        mult = cout // groups
+        k, n = taps * k0, n0 * mult
+        a_rate = x_bytes / (cin * m * taps)
+    else:
+        batch = groups
+        k, n = (cin // groups) * taps, cout // groups
+        a_rate = (x_bytes / groups) / (m * k)
+    return _lower_products(node, ctx, batch, m, k, n, a_rate)

@@ -1,0 +1,77 @@
+"""Data movement: reshapes (free), copies and permutations through UB, and TransData.
+
+Reshape-like ops only relabel a buffer and cost nothing. Copies (Concat, Slice, Split, Pad,
+Expand, Tile, Gather) stream the bytes they actually touch GM→UB→GM with no Vector work;
+permutations (Transpose, DepthToSpace, Resize, TransData) add one Vector pass (vnchwconv /
+vtranspose, ascend-facts §1.2).
+
+Left out: strided-DMA inefficiency of non-contiguous copies (MTE2 is assumed to move any access
+pattern at its full rate), and layout-dependent TransData variants beyond one Vector pass.
+"""
+
+from __future__ import annotations
+
+from hetnpu.graph.ir import Graph, Node
+from hetnpu.simulator.lowering.common import (
+    LowerCtx,
+    Lowered,
+    node_in_out,
+    shape_of,
+    vector_lowering,
+)
+
+__all__ = ["ZERO_WORK", "lower_copy", "lower_gather", "lower_permute", "lower_zero"]
+
+ZERO_WORK: tuple[str, ...] = (
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Identity",
+    "Dropout",
+    "Shape",
+    "Size",
+    "Constant",
+    "ConstantOfShape",
+    "EyeLike",
+    "Optional",
+    "OptionalGetElement",
+)
+"""Ops that only relabel memory (or are folded before run time): they cost nothing."""
+
+
+def lower_zero(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
+    """A reshape-like op: no instructions at all."""
+    return Lowered("vector", (), tile="zero-work")
+
+
+def lower_copy(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
+    """A copy that reads what it writes (Slice/Pad/Concat/Split/Expand/Tile...)."""
+    ins, out = node_in_out(graph, node, ctx.prec)
+    # Index/shape operands are a few bytes each; the data read is at most what is written
+    # (Slice) or the input (Expand/Tile read their small input once).
+    data = [min(b, out) for b in ins[:1]] + [b for b in ins[1:] if b > 1024]
+    if node.op_type == "Concat":
+        data = ins
+    return vector_lowering(data, out, 0, ctx, name="copy")
+
+
+def lower_gather(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
+    """Gather-like: reads the indices and the gathered rows only."""
+    ins, out = node_in_out(graph, node, ctx.prec)
+    return vector_lowering([out, *ins[1:2]], out, 0, ctx, name="gather")
+
+
+def lower_permute(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
+    """A permutation of the data: one Vector pass (transpose/nchwconv) between the copies."""
+    ins, out = node_in_out(graph, node, ctx.prec)
+    if node.op_type == "TransData" and node.attrs.get("dst_format") == "NC1HWC0":
+        out = _nc1hwc0_bytes(shape_of(graph, node.inputs[0]), ins[0], ctx)
+    return vector_lowering([ins[0]], out, max(ins[0], out), ctx, name="transpose")
+
+
+def _nc1hwc0_bytes(shape: tuple[int, ...], nbytes: int, ctx: LowerCtx) -> int:
+    """Bytes of an NCHW tensor in NC1HWC0 (channels padded to C0 = K0 of the Cube, §3.2)."""
+    c0 = getattr(ctx.spec, ctx.prec.mkn_field)[1]
+    c = shape[1]
+    return nbytes // c * (-(-c // c0) * c0) if c else nbytes
