@@ -220,3 +220,22 @@ def test_shape_that_cannot_be_bound():
 def test_empty_graph():
     with pytest.raises(ModelError, match="no nodes"):
         load(_model([], [_vi("x", [2])], [_vi("x", [2])]))
+
+
+def test_big_weights_are_checked_by_size_and_kept_intact():
+    # Big float weights bypass the checker's own serialization; their byte count is still checked,
+    # and the loaded graph still carries every value.
+    w = np.arange(64 * 128, dtype=np.float32).reshape(64, 128)
+    init = numpy_helper.from_array(w, "w")
+    m = _model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        [_vi("x", [2, 64])],
+        [_vi("y", [2, 128])],
+    )
+    m.graph.initializer.append(init)
+    g = load(m)
+    assert g.tensors["y"].shape == (2, 128)
+    np.testing.assert_array_equal(g.constant_value("w"), w)
+    m.graph.initializer[0].raw_data = m.graph.initializer[0].raw_data[:-8]
+    with pytest.raises(ModelError, match=r"initializer 'w'.*truncated"):
+        load(m)
