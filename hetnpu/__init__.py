@@ -21,6 +21,8 @@ _LAZY = {
     "extract": ("hetnpu.graph", "extract"),
     "Graph": ("hetnpu.graph", "Graph"),
     "simulate": ("hetnpu.simulator", "simulate"),
+    "partition": ("hetnpu.scheduler", "partition"),
+    "InferenceSession": ("hetnpu.session", "InferenceSession"),
     "chips": ("hetnpu.chips", None),
     "models": ("hetnpu.models", None),
     "errors": ("hetnpu.errors", None),
