@@ -20,6 +20,7 @@ from hetnpu.cli import (  # noqa: F401  (each attaches its commands)
     partition,
     simulate,
     sweep,
+    traces,
 )
 from hetnpu.cli.app import app
 from hetnpu.errors import HetnpuError

@@ -1,5 +1,29 @@
-"""Traces of simulated runs for Perfetto / chrome://tracing."""
+"""Traces of simulated and measured runs: Chrome/Perfetto JSON, op summaries, diffs, reports.
 
-from hetnpu.traces.chrome import chrome_trace, write_chrome_trace
+:mod:`~hetnpu.traces.chrome` writes the simulator's traces, :mod:`~hetnpu.traces.validate`
+checks any trace against Perfetto's rules, :mod:`~hetnpu.traces.read` reads hetnpu and
+onnxruntime traces into one shape for :mod:`~hetnpu.traces.summary` (op table, unit
+utilisation, diffs) and :mod:`~hetnpu.traces.report` (a self-contained HTML page; import it
+explicitly, it loads plotly).
+"""
 
-__all__ = ["chrome_trace", "write_chrome_trace"]
+from hetnpu.traces.chrome import chrome_trace, iter_events, write_chrome_trace
+from hetnpu.traces.read import OpSpan, Trace, UnitSpan, read_trace
+from hetnpu.traces.summary import diff_traces, op_summary, unit_utilisation, write_op_summary_csv
+from hetnpu.traces.validate import check_trace, validate_trace
+
+__all__ = [
+    "OpSpan",
+    "Trace",
+    "UnitSpan",
+    "check_trace",
+    "chrome_trace",
+    "diff_traces",
+    "iter_events",
+    "op_summary",
+    "read_trace",
+    "unit_utilisation",
+    "validate_trace",
+    "write_chrome_trace",
+    "write_op_summary_csv",
+]
