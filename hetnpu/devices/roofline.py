@@ -66,6 +66,10 @@ class RooflineCostModel:
     True
     """
 
+    by_signature = True
+    """Costs depend only on a node's op, attributes and tensor shapes, so
+    :class:`~hetnpu.scheduler.evaluate.CachedCosts` may share them between such nodes."""
+
     def __init__(
         self, npu: NpuSpec, cpu: CpuSpec, gpu: GpuSpec | None = None, *, precision: str = "fp16"
     ) -> None:

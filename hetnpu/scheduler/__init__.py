@@ -5,25 +5,36 @@
     plan = hetnpu.partition(g, devices=["npu", "cpu"], strategy="heft", chip="ascend910")
     plan.validate(); plan.export_stage(0)
 
-The scheduler never imports the simulator: costs come through a small protocol
-(:class:`~hetnpu.scheduler.evaluate.CostModel`), by default the analytical
-:class:`~hetnpu.devices.roofline.RooflineCostModel`.
+Costs come through a small protocol (:class:`~hetnpu.scheduler.evaluate.CostModel`), by
+default the analytical :class:`~hetnpu.devices.roofline.RooflineCostModel`; with
+``npu_costs="simulator"`` NPU op costs come from the cycle-level simulator
+(:mod:`hetnpu.scheduler.simcost`, the only module that imports it, and only when asked).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import onnx
 
+from hetnpu.errors import ConfigError
 from hetnpu.graph.ir import Graph
 from hetnpu.scheduler.evaluate import CostModel, as_cached, estimate_makespan
-from hetnpu.scheduler.placement import STRATEGIES, AffinitySpec, Placement, place
+from hetnpu.scheduler.placement import (
+    STRATEGIES,
+    AffinitySpec,
+    Placement,
+    normalize_devices,
+    place,
+)
 from hetnpu.scheduler.plan import ExecutionPlan, Stage, TransData, Transfer, build_plan
 
 __all__ = [
+    "NPU_COSTS",
     "STRATEGIES",
     "CostModel",
     "ExecutionPlan",
@@ -39,14 +50,52 @@ __all__ = [
 ]
 
 
-def default_cost_model(chip: Any = "ascend910", precision: str = "fp16") -> CostModel:
-    """The roofline cost model of ``chip`` (a preset name, a TOML path or an ``NpuSpec``) with
-    the generic CPU and GPU presets."""
+NPU_COSTS = ("roofline", "simulator")
+
+
+def default_cost_model(
+    chip: Any = "ascend910",
+    precision: str = "fp16",
+    *,
+    npu_costs: str = "roofline",
+    cpu: Any = None,
+    gpu: Any = None,
+) -> CostModel:
+    """The cost model placement uses unless given another.
+
+    Parameters
+    ----------
+    chip
+        NPU preset name, TOML path or ``NpuSpec``.
+    precision
+        NPU precision: ``fp16``, ``fp32`` or ``int8``.
+    npu_costs
+        ``"roofline"`` (the default: analytical, microseconds per op) or ``"simulator"``
+        (each NPU op's cycles from one run of the cycle-level simulator over the graph,
+        about a millisecond of wall time per op; see :mod:`hetnpu.scheduler.simcost`). CPU
+        and GPU ops and transfers come from the roofline either way.
+    cpu, gpu
+        ``CpuSpec``/``GpuSpec``; default the generic ``cpu_x86`` and ``gpu_datacentre``
+        presets.
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``npu_costs``, preset or precision.
+    """
     from hetnpu.devices.roofline import RooflineCostModel
     from hetnpu.scheduler._specs import host_specs, npu_spec
 
-    cpu, gpu = host_specs()
-    return RooflineCostModel(npu_spec(chip), cpu, gpu, precision=precision)
+    default_cpu, default_gpu = host_specs()
+    cpu = default_cpu if cpu is None else cpu
+    gpu = default_gpu if gpu is None else gpu
+    if npu_costs == "roofline":
+        return RooflineCostModel(npu_spec(chip), cpu, gpu, precision=precision)
+    if npu_costs == "simulator":
+        from hetnpu.scheduler.simcost import SimulatorCostModel
+
+        return SimulatorCostModel(npu_spec(chip), cpu, gpu, precision=precision)
+    raise ConfigError(f"npu_costs {npu_costs!r}: choose one of {', '.join(NPU_COSTS)}")
 
 
 def partition(
@@ -59,6 +108,7 @@ def partition(
     min_stage_size: int = 1,
     cost_model: CostModel | None = None,
     precision: str = "fp16",
+    npu_costs: str = "roofline",
 ) -> ExecutionPlan:
     """Place ``graph`` on ``devices`` and build its validated execution plan.
 
@@ -80,9 +130,12 @@ def partition(
     min_stage_size
         Accelerator stages with fewer nodes run on the CPU.
     cost_model
-        Overrides the roofline model built from ``chip``.
+        Overrides the model built from ``chip`` and ``npu_costs``.
     precision
         NPU precision: ``fp16``, ``fp32`` or ``int8``.
+    npu_costs
+        ``"roofline"`` or ``"simulator"``: where NPU op costs come from when no
+        ``cost_model`` is given (see :func:`default_cost_model`).
 
     Returns
     -------
@@ -101,14 +154,45 @@ def partition(
     >>> [(s.device, len(s.nodes)) for s in plan.stages]                # doctest: +SKIP
     [('npu', 38), ('cpu', 1), ('npu', 2)]
     """
+    normalize_devices(devices)  # a typo in the device list fails before any loading
     if not isinstance(graph, Graph):
         from hetnpu.graph import load
 
         graph = load(graph)
+    if cost_model is None:
+        cost_model = default_cost_model(chip, precision, npu_costs=npu_costs)
+    with _gc_paused():
+        return _partition(
+            graph, devices, strategy, affinity, fallback, min_stage_size, cost_model, precision
+        )
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: placement allocates millions of small tuples that
+    form no cycles, and collecting over a big graph's objects again and again was a sixth of
+    partitioning time. Collection resumes (if it was on) however the block exits."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def _partition(
+    graph: Graph,
+    devices: Sequence[str] | str,
+    strategy: str,
+    affinity: AffinitySpec | None,
+    fallback: bool,
+    min_stage_size: int,
+    cost_model: CostModel,
+    precision: str,
+) -> ExecutionPlan:
     # One memo of op and transfer costs serves placement, the plan and its makespan estimate.
-    costs = as_cached(
-        graph, cost_model if cost_model is not None else default_cost_model(chip, precision)
-    )
+    costs = as_cached(graph, cost_model)
     placement = place(
         graph,
         devices,

@@ -17,24 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from hetnpu.graph.ir import Graph
-from hetnpu.scheduler.evaluate import runtime_inputs
+from hetnpu.scheduler.evaluate import topology
 
 __all__ = ["group_stages", "node_preds"]
 
 
 def node_preds(graph: Graph) -> dict[str, list[str]]:
     """Non-constant node -> the non-constant nodes producing its run-time inputs."""
-    preds: dict[str, list[str]] = {}
-    for node in graph:
-        if node.is_constant:
-            continue
-        ps = []
-        for t in runtime_inputs(graph, node):
-            prod = graph.producer(t)
-            if prod is not None and not prod.is_constant:
-                ps.append(prod.name)
-        preds[node.name] = list(dict.fromkeys(ps))
-    return preds
+    return {name: list(ps) for name, ps in topology(graph).preds.items()}
 
 
 def group_stages(

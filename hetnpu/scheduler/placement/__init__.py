@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from hetnpu.errors import ConfigError
 from hetnpu.graph.ir import Graph
-from hetnpu.scheduler.evaluate import CachedCosts, CostModel, as_cached
+from hetnpu.scheduler.evaluate import CachedCosts, CostModel, as_cached, estimate_makespan
 from hetnpu.scheduler.placement.affinity import (
     AffinitySpec,
     apply_pins,
@@ -23,6 +23,7 @@ from hetnpu.scheduler.placement.capability import place_capability
 from hetnpu.scheduler.placement.common import (
     KNOWN_DEVICES,
     NPU_DEVICES,
+    Context,
     Placement,
     make_context,
     normalize_devices,
@@ -118,7 +119,20 @@ def place(
     if strategy == "affinity":
         return place_affinity(ctx)
     if strategy == "heft":
-        return place_heft(ctx)
+        return _no_worse_than_greedy(ctx, place_heft(ctx))
     heft = place_heft(ctx)
     greedy = place_capability(ctx)
     return place_exact(ctx, [heft.assignment, greedy.assignment])
+
+
+def _no_worse_than_greedy(ctx: Context, heft: Placement) -> Placement:
+    """HEFT's schedule of its own choices is not the list schedule every strategy is scored
+    by, and on large graphs its choices can score worse than the greedy's; keep whichever
+    scores better (HEFT on a tie). One more list schedule: linear in the graph."""
+    assert ctx.costs is not None  # place() checked
+    greedy = place_capability(ctx)
+    if greedy.assignment == heft.assignment:
+        return heft
+    mine = estimate_makespan(ctx.graph, heft.assignment, ctx.costs)
+    theirs = estimate_makespan(ctx.graph, greedy.assignment, ctx.costs)
+    return greedy if theirs < mine else heft

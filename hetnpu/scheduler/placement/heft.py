@@ -6,7 +6,11 @@ device pairs), and each goes to the allowed device where it would finish first, 
 transfers its inputs need and, for a graph output, the copy back to the host. So a supported
 op stays on the CPU when moving its data costs more than the accelerator saves.
 
-Devices are compared with PEFT's lookahead by default (see :func:`place_heft`).
+Devices are compared with PEFT's lookahead by default (see :func:`place_heft`). HEFT times
+its choices with its own schedule, not the list schedule every strategy is scored by
+(:mod:`hetnpu.scheduler.evaluate`), and on big graphs that can make its assignment score
+worse than the greedy ``capability`` one; :func:`hetnpu.scheduler.placement.place` then keeps
+the greedy one, so ``heft`` never scores worse than ``capability``.
 
 Left out: HEFT's insertion policy (an op never fills an idle gap before its device's last op),
 which keeps placement linear in the graph size and matches :mod:`hetnpu.scheduler.evaluate`.
@@ -14,7 +18,7 @@ which keeps placement linear in the graph size and matches :mod:`hetnpu.schedule
 
 from __future__ import annotations
 
-from hetnpu.scheduler.evaluate import HOST, CachedCosts, runtime_inputs
+from hetnpu.scheduler.evaluate import HOST, CachedCosts, topology
 from hetnpu.scheduler.placement.common import Context, Placement, cpu_fallbacks
 
 __all__ = ["mean_upward_ranks", "optimistic_costs", "place_heft"]
@@ -22,26 +26,27 @@ __all__ = ["mean_upward_ranks", "optimistic_costs", "place_heft"]
 
 def mean_upward_ranks(ctx: Context, costs: CachedCosts) -> dict[str, float]:
     """Upward rank of each non-constant node with device-averaged costs."""
-    graph = ctx.graph
-    outputs = set(graph.outputs)
+    topo = topology(ctx.graph)
+    cands = ctx.candidates
+    node_cost, move = costs.node, costs.move
     rank: dict[str, float] = {}
-    for name in reversed(graph.topo_order()):
-        if name not in ctx.candidates:
-            continue
-        mine = ctx.candidates[name]
-        own = sum(costs.node(name, d) for d in mine) / len(mine)
+    # A tensor's mean move depends only on the two candidate sets, and consumers share both.
+    mean_move: dict[tuple[str, tuple[str, ...], tuple[str, ...]], float] = {}
+    for name in reversed(topo.order):
+        mine = cands[name]
+        own = sum(node_cost(name, d) for d in mine) / len(mine)
         tail = 0.0
-        for t in graph.nodes[name].outputs:
-            if not t:
-                continue
-            if t in outputs:
-                tail = max(tail, sum(costs.move(t, d, HOST) for d in mine) / len(mine))
-            for c in graph.consumers(t):
-                if c.name not in rank:
-                    continue
-                theirs = ctx.candidates[c.name]
-                move = sum(costs.move(t, a, b) for a in mine for b in theirs)
-                tail = max(tail, move / (len(mine) * len(theirs)) + rank[c.name])
+        for t, is_output, consumers in topo.outputs[name]:
+            if is_output:
+                tail = max(tail, sum(move(t, d, HOST) for d in mine) / len(mine))
+            for c in consumers:
+                theirs = cands[c]
+                key = (t, mine, theirs)
+                m = mean_move.get(key)
+                if m is None:
+                    total = sum(move(t, a, b) for a in mine for b in theirs)
+                    m = mean_move[key] = total / (len(mine) * len(theirs))
+                tail = max(tail, m + rank[c])
         rank[name] = own + tail
     return rank
 
@@ -50,28 +55,22 @@ def optimistic_costs(ctx: Context, costs: CachedCosts) -> dict[str, dict[str, fl
     """PEFT's optimistic cost table: ``oct[n][d]`` is the shortest time from ``n`` finishing on
     ``d`` to the end, each successor on its best device, with the transfers that choice needs.
     """
-    graph = ctx.graph
-    outputs = set(graph.outputs)
+    topo = topology(ctx.graph)
+    cands = ctx.candidates
+    node_cost, move = costs.node, costs.move
     table: dict[str, dict[str, float]] = {}
-    for name in reversed(graph.topo_order()):
-        if name not in ctx.candidates:
-            continue
-        node = graph.nodes[name]
+    for name in reversed(topo.order):
         row = {}
-        for d in ctx.candidates[name]:
+        outs = topo.outputs[name]
+        for d in cands[name]:
             worst = 0.0
-            for t in node.outputs:
-                if not t:
-                    continue
-                if t in outputs:
-                    worst = max(worst, costs.move(t, d, HOST))
-                for c in graph.consumers(t):
-                    if c.name in table:
-                        best = min(
-                            table[c.name][e] + costs.node(c.name, e) + costs.move(t, d, e)
-                            for e in ctx.candidates[c.name]
-                        )
-                        worst = max(worst, best)
+            for t, is_output, consumers in outs:
+                if is_output:
+                    worst = max(worst, move(t, d, HOST))
+                for c in consumers:
+                    after = table[c]
+                    best = min(after[e] + node_cost(c, e) + move(t, d, e) for e in cands[c])
+                    worst = max(worst, best)
             row[d] = worst
         table[name] = row
     return table
@@ -87,38 +86,38 @@ def place_heft(ctx: Context, *, lookahead: bool = True) -> Placement:
     if ctx.costs is None:
         raise ValueError("heft needs a cost model")
     costs = ctx.costs
-    graph = ctx.graph
-    outputs = set(graph.outputs)
+    node_cost, move = costs.node, costs.move
+    topo = topology(ctx.graph)
     rank = mean_upward_ranks(ctx, costs)
     ahead = optimistic_costs(ctx, costs) if lookahead else None
-    order = sorted(rank, key=lambda n: (-rank[n], graph.nodes[n].index))
+    position = {n: i for i, n in enumerate(topo.order)}
+    order = sorted(rank, key=lambda n: (-rank[n], position[n]))
     assignment: dict[str, str] = {}
     finish: dict[str, float] = {}
     free: dict[str, float] = {}
     arrival: dict[tuple[str, str], float] = {}
+    producer: dict[str, str] = {}
 
     def arrive(t: str, dev: str) -> float:
         when = arrival.get((t, dev))
         if when is not None:
             return when
-        prod = graph.producer(t)
+        prod = producer.get(t)
         if prod is None:
-            return costs.move(t, HOST, dev)
-        return finish[prod.name] + costs.move(t, assignment[prod.name], dev)
+            return move(t, HOST, dev)
+        return finish[prod] + move(t, assignment[prod], dev)
 
     for name in order:
-        node = graph.nodes[name]
-        inputs = runtime_inputs(graph, node)
+        inputs = topo.inputs[name]
+        outs = topo.outputs[name]
         best: tuple[float, float, str] | None = None
         for dev in ctx.candidates[name]:
             ready = max((arrive(t, dev) for t in inputs), default=0.0)
-            eft = max(ready, free.get(dev, 0.0)) + costs.node(name, dev)
+            eft = max(ready, free.get(dev, 0.0)) + node_cost(name, dev)
             if ahead is not None:
                 rest = ahead[name][dev]
             else:  # judge an output-producing node by when its result is back on the host
-                rest = max(
-                    (costs.move(t, dev, HOST) for t in node.outputs if t in outputs), default=0.0
-                )
+                rest = max((move(t, dev, HOST) for t, is_out, _ in outs if is_out), default=0.0)
             key = (eft + rest, eft, dev)
             if best is None or key[:2] < best[:2]:
                 best = key
@@ -129,7 +128,7 @@ def place_heft(ctx: Context, *, lookahead: bool = True) -> Placement:
         free[dev] = eft
         for t in inputs:
             arrival.setdefault((t, dev), arrive(t, dev))
-        for t in node.outputs:
-            if t:
-                arrival[(t, dev)] = eft
+        for t, _, _ in outs:
+            producer[t] = name
+            arrival[(t, dev)] = eft
     return Placement(assignment, cpu_fallbacks(ctx, assignment))

@@ -1,0 +1,542 @@
+"""The whole heterogeneous system on one SimPy timeline: an execution plan's stages on their
+devices and its transfers on their links.
+
+- An NPU stage (``npu`` or ``sim-npu``) is exported as its own ONNX model and timed cycle by
+  cycle by :func:`hetnpu.simulator.simulate`; the plan's TransData conversions into and out of
+  the NPU's layouts run on the NPU before and after it, each a memory-bound pass over its bytes
+  (:meth:`~hetnpu.devices.roofline.RooflineCostModel.transdata`) unless the simulator already
+  timed it (an input TransData it inserts itself). Ops the simulator cannot lower are timed by
+  the NPU roofline and listed in :attr:`StageRecord.roofline_ops`.
+- A CPU or GPU stage runs its ops one after another, each for its roofline time on the
+  device's spec (:class:`~hetnpu.devices.roofline.RooflineCostModel`).
+- A transfer takes each link on its path for the link's latency plus bytes over bandwidth. NPU
+  and GPU reach the host (and each other, through host memory) over their own host links. A
+  link carries one transfer at a time in each direction (``bytes_per_s`` is one direction's
+  bandwidth): transfers in one direction queue, opposite directions overlap, as on full-duplex
+  PCIe. Host inputs are on the CPU at time 0; outputs end on the CPU.
+- A device runs one stage at a time; a stage starts once every input has arrived. Waiting
+  stages and transfers are served in plan order (stage id, transfer index), so the same plan
+  always gives the same timeline.
+
+Left out: overlap inside a stage with its own transfers (a stage starts when all its inputs
+are in and its outputs leave when it ends), host-side launch costs of NPU stages, and
+contention for host memory between the CPU and DMA.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from hetnpu.errors import ConfigError
+from hetnpu.graph.ir import Graph
+from hetnpu.simulator.result import SimResult
+
+__all__ = ["StageRecord", "SystemResult", "TransferRecord", "simulate_system"]
+
+_NPU = frozenset({"npu", "sim-npu"})
+_HOST = "cpu"
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """When one stage ran. ``compute_s`` is its ops' time, ``transdata_s`` its layout
+    conversions'; ``end_s - start_s`` is their sum."""
+
+    id: int
+    device: str
+    start_s: float
+    end_s: float
+    nodes: tuple[str, ...]
+    compute_s: float
+    transdata_s: float
+    npu_cycles: int | None = None
+    """Simulated cycles of the stage's model (NPU stages only)."""
+    roofline_ops: tuple[str, ...] = ()
+    """NPU ops the simulator could not lower, timed by the NPU roofline instead."""
+
+    @property
+    def ops(self) -> int:
+        return len(self.nodes)
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    """When one tensor crossed one link path (``hops``: lane, start, end for each link)."""
+
+    tensor: str
+    bytes: int
+    link: str
+    src_stage: int | None
+    dst_stage: int | None
+    src_device: str
+    dst_device: str
+    ready_s: float
+    """When the producer finished (0 for host inputs)."""
+    start_s: float
+    end_s: float
+    hops: tuple[tuple[str, float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class SystemResult:
+    """The outcome of :func:`simulate_system`; two runs of one plan compare equal."""
+
+    chip: str
+    precision: str
+    strategy: str
+    makespan_s: float
+    estimated_makespan_s: float | None
+    """The plan's list-schedule estimate (roofline costs), for comparison."""
+    stages: tuple[StageRecord, ...]
+    transfers: tuple[TransferRecord, ...]
+    npu_results: Mapping[int, SimResult] = field(compare=False, repr=False, default_factory=dict)
+    """Stage id -> the simulator's result for that NPU stage (its own cycle timeline)."""
+    op_spans: tuple[tuple[int, str, str, float, float], ...] = field(default=(), repr=False)
+    """(stage, node, op type, start s, end s) of each op, with ``trace_level`` set."""
+
+    @property
+    def npu_cycles(self) -> int:
+        return sum(s.npu_cycles or 0 for s in self.stages)
+
+    def device_busy(self) -> dict[str, float]:
+        """Device (and link lane) -> fraction of the makespan it was busy."""
+        busy: dict[str, float] = {}
+        for s in self.stages:
+            busy[s.device] = busy.get(s.device, 0.0) + s.end_s - s.start_s
+        for t in self.transfers:
+            for lane, a, b in t.hops:
+                busy[lane] = busy.get(lane, 0.0) + b - a
+        span = self.makespan_s or 1.0
+        return {k: v / span for k, v in sorted(busy.items())}
+
+    def to_summary(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "chip": self.chip,
+            "precision": self.precision,
+            "strategy": self.strategy,
+            "makespan_s": self.makespan_s,
+            "estimated_makespan_s": self.estimated_makespan_s,
+            "npu_cycles": self.npu_cycles,
+            "device_busy": self.device_busy(),
+            "stages": [
+                {
+                    "id": s.id,
+                    "device": s.device,
+                    "start_s": s.start_s,
+                    "end_s": s.end_s,
+                    "ops": s.ops,
+                    "compute_s": s.compute_s,
+                    "transdata_s": s.transdata_s,
+                    "npu_cycles": s.npu_cycles,
+                    "roofline_ops": list(s.roofline_ops),
+                }
+                for s in self.stages
+            ],
+            "transfers": [
+                {
+                    "tensor": t.tensor,
+                    "bytes": t.bytes,
+                    "link": t.link,
+                    "src_stage": t.src_stage,
+                    "dst_stage": t.dst_stage,
+                    "ready_s": t.ready_s,
+                    "start_s": t.start_s,
+                    "end_s": t.end_s,
+                }
+                for t in self.transfers
+                if t.hops
+            ],
+        }
+
+    def trace_events(self) -> list[dict[str, Any]]:
+        """Chrome trace events: see :func:`system_trace_events`."""
+        return system_trace_events(self)
+
+    def write_trace(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`trace_events` as a Chrome trace JSON object (atomically)."""
+        from hetnpu.atomic import atomic_write_text
+
+        doc = {"displayTimeUnit": "ns", "traceEvents": self.trace_events()}
+        atomic_write_text(path, json.dumps(doc, separators=(",", ":")) + "\n")
+
+
+def simulate_system(
+    graph: Any,
+    chip: Any,
+    *,
+    devices: Sequence[str] | str | None = None,
+    strategy: str = "capability",
+    plan: Any = None,
+    cpu: Any = None,
+    gpu: Any = None,
+    precision: str = "fp16",
+    trace_level: str | None = None,
+    npu_costs: str = "roofline",
+) -> SystemResult:
+    """Run a model's execution plan on CPU, GPU and NPU on one timeline.
+
+    Parameters
+    ----------
+    graph
+        A loaded :class:`~hetnpu.graph.Graph`, or anything :func:`hetnpu.graph.load` takes;
+        ignored when ``plan`` is given (the plan's graph is used).
+    chip
+        NPU preset name, TOML path or ``NpuSpec``.
+    devices
+        Devices for the partitioner (default ``npu,cpu``); unused with ``plan``.
+    strategy
+        Placement strategy for the partitioner: ``capability``, ``affinity``, ``heft``, ``exact``.
+    plan
+        An :class:`~hetnpu.scheduler.ExecutionPlan` to run instead of partitioning.
+    cpu, gpu
+        ``CpuSpec``/``GpuSpec`` or preset names (default: the generic ``cpu_x86`` and
+        ``gpu_datacentre`` presets).
+    precision
+        NPU precision: ``fp16``, ``fp32`` or ``int8``.
+    trace_level
+        ``None``, ``"op"`` or ``"instr"``: with a level, every op gets a span in
+        :meth:`SystemResult.trace_events` and NPU stages keep their simulator events at that
+        level (in :attr:`SystemResult.npu_results`).
+    npu_costs
+        What the partitioner's NPU op costs come from: ``"roofline"`` or ``"simulator"``
+        (see :func:`hetnpu.scheduler.default_cost_model`).
+
+    Returns
+    -------
+    SystemResult
+
+    Raises
+    ------
+    ConfigError
+        Unknown device, strategy, preset or trace level.
+
+    Examples
+    --------
+    >>> res = simulate_system(g, "ascend310", devices="npu,cpu", strategy="heft")  # doctest: +SKIP
+    >>> res.makespan_s, res.to_summary()["device_busy"]                            # doctest: +SKIP
+    """
+    from hetnpu.devices.roofline import RooflineCostModel
+    from hetnpu.scheduler import default_cost_model, partition
+    from hetnpu.scheduler._specs import host_specs, npu_spec
+
+    if trace_level not in (None, "op", "instr"):
+        raise ConfigError(f"trace_level {trace_level!r}: expected 'op' or 'instr'")
+    spec = npu_spec(chip)
+    cpu_spec, gpu_spec = _host(cpu, gpu, host_specs())
+    roofline = RooflineCostModel(spec, cpu_spec, gpu_spec, precision=precision)
+    if plan is None:
+        if not isinstance(graph, Graph):
+            from hetnpu.graph import load
+
+            graph = load(graph)
+        costs = default_cost_model(spec, precision, npu_costs=npu_costs, cpu=cpu_spec, gpu=gpu_spec)
+        plan = partition(
+            graph,
+            devices if devices is not None else ("npu", "cpu"),
+            strategy=strategy,
+            cost_model=costs,
+            precision=precision,
+        )
+    durations = [_stage_time(plan, s, spec, roofline, precision, trace_level) for s in plan.stages]
+    stages, transfers = _run(plan, durations, spec, gpu_spec)
+    ops = [] if trace_level is None else _op_spans(stages, durations)
+    return SystemResult(
+        chip=spec.name,
+        precision=precision,
+        strategy=plan.strategy,
+        makespan_s=max([s.end_s for s in stages] + [t.end_s for t in transfers] + [0.0]),
+        estimated_makespan_s=plan.estimated_makespan_s,
+        stages=tuple(stages),
+        transfers=tuple(transfers),
+        npu_results={s.id: d.sim for s, d in zip(plan.stages, durations, strict=True) if d.sim},
+        op_spans=tuple(ops),
+    )
+
+
+def _host(cpu: Any, gpu: Any, defaults: tuple[Any, Any]) -> tuple[Any, Any]:
+    from hetnpu.devices.presets import load_cpu, load_gpu
+
+    cpu_spec = defaults[0] if cpu is None else load_cpu(cpu) if isinstance(cpu, str) else cpu
+    gpu_spec = defaults[1] if gpu is None else load_gpu(gpu) if isinstance(gpu, str) else gpu
+    return cpu_spec, gpu_spec
+
+
+@dataclass
+class _Duration:
+    """A stage's time: conversions in, ops (per op for traces), conversions out."""
+
+    transdata_in: float
+    ops: list[tuple[str, str, float, float]]
+    """(node, op type, start, end) relative to the end of the conversions in."""
+    transdata_out: float
+    cycles: int | None = None
+    roofline_ops: tuple[str, ...] = ()
+    sim: SimResult | None = None
+
+    @property
+    def compute(self) -> float:
+        return self.ops[-1][3] if self.ops else 0.0
+
+    @property
+    def total(self) -> float:
+        return self.transdata_in + self.compute + self.transdata_out
+
+
+def _stage_time(
+    plan: Any, stage: Any, spec: Any, roofline: Any, precision: str, trace_level: str | None
+) -> _Duration:
+    graph = plan.graph
+    if stage.device not in _NPU:
+        ops, now = [], 0.0
+        for n in stage.nodes:
+            node = graph.nodes[n]
+            dt = roofline.cost(graph, node, stage.device)
+            ops.append((n, node.op_type, now, now + dt))
+            now += dt
+        return _Duration(0.0, ops, 0.0)
+    from hetnpu.graph import load
+    from hetnpu.simulator.chip import simulate
+
+    sub = load(plan.export_stage(stage.id))
+    res = simulate(sub, spec, precision=precision, trace_level=trace_level)
+    clock = res.clock_hz
+    timed = {o.name for o in res.ops}
+    ops = [(o.name, o.op_type, o.start / clock, o.end / clock) for o in res.ops]
+    # Ops the simulator could not lower run after it, at the NPU roofline.
+    extra = [u.name for u in res.unsupported if u.name in sub.nodes]
+    now = res.cycles / clock
+    for n in extra:
+        dt = roofline.cost(graph, graph.nodes[n], "npu")
+        ops.append((n, graph.nodes[n].op_type, now, now + dt))
+        now += dt
+    conv_in = conv_out = 0.0
+    for td in plan.transdata:
+        if td.stage != stage.id:
+            continue
+        to_npu = td.src_layout in ("NCHW", "ND")
+        if to_npu and f"TransData:{td.tensor}" in timed:
+            continue  # the simulator inserted and timed this one itself
+        dt = roofline.transdata(graph, td.tensor, to_npu=to_npu)
+        if to_npu:
+            conv_in += dt
+        else:
+            conv_out += dt
+    return _Duration(conv_in, ops, conv_out, res.cycles, tuple(extra), res)
+
+
+def _lanes(src: str, dst: str, spec: Any, gpu: Any) -> list[tuple[str, Any]]:
+    """(lane name, LinkSpec) of each link from ``src`` to ``dst``, through host memory."""
+    if src == dst or (src in _NPU and dst in _NPU):
+        return []
+    path = []
+    for dev, way in ((src, "d2h"), (dst, "h2d")):
+        if dev in _NPU:
+            path.append((f"npu link {way} ({spec.host_link.name})", spec.host_link))
+        elif dev == "gpu":
+            if gpu is None:
+                raise ConfigError("a gpu stage needs a GPU spec")
+            path.append((f"gpu link {way} ({gpu.host_link.name})", gpu.host_link))
+    return path
+
+
+def _run(
+    plan: Any, durations: list[_Duration], spec: Any, gpu: Any
+) -> tuple[list[StageRecord], list[TransferRecord]]:
+    env = simpy.Environment()
+    device_res = {
+        d: simpy.PriorityResource(env, 1) for d in sorted({s.device for s in plan.stages})
+    }
+    lane_res: dict[str, simpy.PriorityResource] = {}
+    stage_done = {s.id: env.event() for s in plan.stages}
+    moved = [env.event() for _ in plan.transfers]
+    into: dict[int, list[int]] = {}
+    for k, tr in enumerate(plan.transfers):
+        if tr.dst_stage is not None:
+            into.setdefault(tr.dst_stage, []).append(k)
+    stage_rec: dict[int, StageRecord] = {}
+    transfer_rec: dict[int, TransferRecord] = {}
+
+    def transfer(k: int, tr: Any):  # a SimPy process
+        if tr.src_stage is not None:
+            yield stage_done[tr.src_stage]
+        ready = env.now
+        hops = []
+        path = _lanes(tr.src_device, tr.dst_device, spec, gpu)
+        for lane, link in path:
+            res = lane_res.setdefault(lane, simpy.PriorityResource(env, 1))
+            with res.request(priority=k) as req:
+                yield req
+                start = env.now
+                yield env.timeout(link.latency_s + tr.nbytes / link.bytes_per_s)
+                hops.append((lane, start, env.now))
+        transfer_rec[k] = TransferRecord(
+            tr.tensor,
+            tr.nbytes,
+            " + ".join(lane for lane, _ in path) or "local",
+            tr.src_stage,
+            tr.dst_stage,
+            tr.src_device,
+            tr.dst_device,
+            ready,
+            hops[0][1] if hops else ready,
+            env.now,
+            tuple(hops),
+        )
+        moved[k].succeed()
+
+    def stage(s: Any, d: _Duration):  # a SimPy process
+        yield env.all_of([moved[k] for k in into.get(s.id, [])])
+        with device_res[s.device].request(priority=s.id) as req:
+            yield req
+            start = env.now
+            yield env.timeout(d.total)
+        stage_rec[s.id] = StageRecord(
+            s.id,
+            s.device,
+            start,
+            env.now,
+            s.nodes,
+            d.compute,
+            d.transdata_in + d.transdata_out,
+            d.cycles,
+            d.roofline_ops,
+        )
+        stage_done[s.id].succeed()
+
+    for k, tr in enumerate(plan.transfers):
+        env.process(transfer(k, tr))
+    for s, d in zip(plan.stages, durations, strict=True):
+        env.process(stage(s, d))
+    env.run()
+    return [stage_rec[s.id] for s in plan.stages], [
+        transfer_rec[k] for k in range(len(plan.transfers))
+    ]
+
+
+def _op_spans(
+    stages: list[StageRecord], durations: list[_Duration]
+) -> list[tuple[int, str, str, float, float]]:
+    out = []
+    for s, d in zip(stages, durations, strict=True):
+        base = s.start_s + d.transdata_in
+        out.extend((s.id, n, op, base + a, base + b) for n, op, a, b in d.ops)
+    return out
+
+
+# --- Chrome trace ---------------------------------------------------------------------------
+
+
+def _us(seconds: float) -> float:
+    return round(seconds * 1e6, 6)  # picosecond resolution, as hetnpu.traces.chrome
+
+
+def system_trace_events(result: SystemResult) -> list[dict[str, Any]]:
+    """Chrome trace events of a system run (timestamps in microseconds).
+
+    One process per device (in order of first use), with a ``stages`` thread of ``X`` spans
+    (and an ``ops`` thread when the run had a ``trace_level``); one ``links`` process with a
+    thread per link lane holding each transfer hop. Flow arrows (``s``/``f``) run from a
+    producer stage to each transfer of its outputs and from the transfer to its consumer
+    stage. ``M`` events name every process and thread.
+    """
+    devices = list(dict.fromkeys(s.device for s in result.stages))
+    pid = {d: i + 1 for i, d in enumerate(devices)}
+    link_pid = len(devices) + 1
+    lanes = list(dict.fromkeys(lane for t in result.transfers for lane, _, _ in t.hops))
+    tid = {lane: i + 1 for i, lane in enumerate(lanes)}
+    ev: list[dict[str, Any]] = []
+
+    def meta(p: int, t: int | None, kind: str, name: str) -> None:
+        e: dict[str, Any] = {"ph": "M", "pid": p, "name": kind, "args": {"name": name}}
+        if t is not None:
+            e["tid"] = t
+        ev.append(e)
+
+    for d in devices:
+        meta(pid[d], None, "process_name", d)
+        meta(pid[d], 1, "thread_name", "stages")
+        if result.op_spans:
+            meta(pid[d], 2, "thread_name", "ops")
+    if lanes:
+        meta(link_pid, None, "process_name", "links")
+        for lane in lanes:
+            meta(link_pid, tid[lane], "thread_name", lane)
+    for s in result.stages:
+        ev.append(
+            {
+                "ph": "X",
+                "cat": "stage",
+                "name": f"stage {s.id}",
+                "pid": pid[s.device],
+                "tid": 1,
+                "ts": _us(s.start_s),
+                "dur": _us(s.end_s) - _us(s.start_s),
+                "args": {
+                    "ops": s.ops,
+                    "compute_us": s.compute_s * 1e6,
+                    "transdata_us": s.transdata_s * 1e6,
+                    "npu_cycles": s.npu_cycles,
+                },
+            }
+        )
+    device_of = {s.id: s.device for s in result.stages}
+    for stage_id, node, op, a, b in result.op_spans:
+        ev.append(
+            {
+                "ph": "X",
+                "cat": "op",
+                "name": node,
+                "pid": pid[device_of[stage_id]],
+                "tid": 2,
+                "ts": _us(a),
+                "dur": _us(b) - _us(a),
+                "args": {"type": op, "stage": stage_id},
+            }
+        )
+    flow = 0
+    for t in result.transfers:
+        if not t.hops:
+            continue
+        for lane, a, b in t.hops:
+            ev.append(
+                {
+                    "ph": "X",
+                    "cat": "transfer",
+                    "name": t.tensor,
+                    "pid": link_pid,
+                    "tid": tid[lane],
+                    "ts": _us(a),
+                    "dur": _us(b) - _us(a),
+                    "args": {"bytes": t.bytes, "src_stage": t.src_stage, "dst_stage": t.dst_stage},
+                }
+            )
+        first, last = t.hops[0], t.hops[-1]
+        if t.src_stage is not None:
+            flow += 1
+            ev += _flow(
+                flow, (pid[t.src_device], 1, t.ready_s), (link_pid, tid[first[0]], first[1])
+            )
+        if t.dst_stage is not None:
+            consumer = result.stages[t.dst_stage]
+            flow += 1
+            ev += _flow(
+                flow, (link_pid, tid[last[0]], last[2]), (pid[t.dst_device], 1, consumer.start_s)
+            )
+    return ev
+
+
+def _flow(
+    ident: int, src: tuple[int, int, float], dst: tuple[int, int, float]
+) -> list[dict[str, Any]]:
+    common = {"cat": "dataflow", "name": "tensor", "id": ident}
+    return [
+        {**common, "ph": "s", "pid": src[0], "tid": src[1], "ts": _us(src[2])},
+        {**common, "ph": "f", "bp": "e", "pid": dst[0], "tid": dst[1], "ts": _us(dst[2])},
+    ]
