@@ -48,9 +48,10 @@ __all__ = [
 
 DEVICE_KINDS = ("npu", "gpu", "cpu")
 _ALIASES = {"sim-npu": "npu"}
-PRECISIONS = ("fp16", "fp32")
+PRECISIONS = ("fp16", "fp32", "int8")
 """NPU precision: ``fp16`` is ATC's default (float32 data computed in float16); ``fp32`` is
-``atc --precision_mode=must_keep_origin_dtype``. CPU and GPU ignore it."""
+``atc --precision_mode=must_keep_origin_dtype``; ``int8`` is a quantised model (Cube ops in
+int8, the rest in float16), so it admits what ``fp16`` admits. CPU and GPU ignore it."""
 
 _DATA = Path(__file__).with_name("data")
 _ORT_OPEN_END = 2**31 - 1  # onnxruntime's "no upper opset bound"
@@ -467,7 +468,7 @@ def _npu_dtypes(node: Node, graph: Graph, precision: str) -> str | None:
     dt = _dtype(data[0]) if data else None
     if dt is None:
         return None
-    if dt == "float32" and precision == "fp16" and "float16" in allowed:
+    if dt == "float32" and precision in ("fp16", "int8") and "float16" in allowed:
         return None  # ATC's default precision mode computes float32 data in float16
     if dt == "float32" and precision == "fp32" and not entry.get("keep_fp32", True):
         return "float32 with precision fp32 (atc must_keep_origin_dtype) not supported"

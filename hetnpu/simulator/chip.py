@@ -341,7 +341,8 @@ class _Run:
                     )
                 )
                 continue
-            reason = _capability(node, g, ctx.prec.name)
+            # Synthetic nodes (index < 0: ATC's own TransData) are not ONNX ops to ask about.
+            reason = _capability(node, g, ctx.prec.name) if node.index >= 0 else None
             try:
                 if reason is not None:
                     raise Unsupported(reason)
