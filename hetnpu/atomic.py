@@ -15,6 +15,11 @@ from typing import IO
 
 __all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text"]
 
+# mkstemp creates files 0600; a result file should get the mode any other new file gets.
+# The umask can only be read by setting it, so read it once, before any threads exist.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object) -> Iterator[IO]:
@@ -29,6 +34,11 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        try:
+            mode_bits = target.stat().st_mode & 0o7777  # replacing a file keeps its mode
+        except FileNotFoundError:
+            mode_bits = 0o666 & ~_UMASK
+        os.fchmod(fd, mode_bits)
         with os.fdopen(fd, mode, **kwargs) as f:  # type: ignore[call-overload]
             yield f
             f.flush()

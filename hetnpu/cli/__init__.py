@@ -18,6 +18,7 @@ from hetnpu.cli import (  # noqa: F401  (each attaches its commands)
     info,
     models,
     partition,
+    run,
     simulate,
     sweep,
     traces,
@@ -51,7 +52,8 @@ __all__ = ["app", "main"]
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hetnpu`` console script."""
     try:
-        app(args=argv, prog_name="hetnpu", standalone_mode=False)
+        # Without standalone mode, click returns a raised Exit's code instead of exiting.
+        rc = app(args=argv, prog_name="hetnpu", standalone_mode=False)
     except HetnpuError as exc:
         if os.environ.get("HETNPU_DEBUG") == "1":
             raise
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hetnpu: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

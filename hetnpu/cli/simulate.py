@@ -100,8 +100,30 @@ def simulate(
     no_double_buffer: Annotated[
         bool, typer.Option("--no-double-buffer", help="One slot per buffer (no ping-pong).")
     ] = False,
+    max_events: Annotated[
+        int | None,
+        typer.Option("--max-events", min=1, help="Refuse a run needing more SimPy events."),
+    ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            "--devices",
+            help="Simulate the whole system partitioned over these devices, e.g. npu,cpu.",
+        ),
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            "--strategy", help="Placement for --devices: capability, affinity, heft, exact."
+        ),
+    ] = None,
 ) -> None:
-    """Simulate MODEL on an Ascend chip, cycle by cycle, and summarise the run."""
+    """Simulate MODEL on an Ascend chip, cycle by cycle, and summarise the run.
+
+    With --devices (or --strategy) the model is partitioned first and the whole system runs
+    on one timeline: NPU stages cycle by cycle, CPU/GPU stages by roofline, transfers on
+    their links.
+    """
     from hetnpu import chips
     from hetnpu.simulator import simulate as run_sim
 
@@ -109,6 +131,22 @@ def simulate(
         raise ConfigError(f"--trace-level {trace_level!r}: expected op or instr")
     spec = chips.load(chip, overrides=parse_sets(set_) or None)
     graph = _load_model(model, parse_input_shapes(input_shape), batch)
+    if devices is not None or strategy is not None:
+        from hetnpu.cli.system_summary import run_system
+
+        run_system(
+            graph,
+            spec,
+            devices=devices or "npu,cpu",
+            strategy=strategy or "capability",
+            precision=precision,
+            json_out=json_out,
+            trace=trace,
+            trace_level=trace_level,
+            batch=batch or 1,
+            model=model,
+        )
+        return
     err = Console(stderr=True)
     with Progress(
         TextColumn("simulating"),
@@ -129,13 +167,16 @@ def simulate(
             precision=precision,
             double_buffer=not no_double_buffer,
             trace_level=trace_level if trace else None,
+            max_events=max_events,
             progress=progress,
         )
     _print_summary(Console(), res, batch or 1, model)
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(res.to_summary(), indent=1, sort_keys=True) + "\n")
     if trace is not None:
-        res.write_trace(trace)
+        from hetnpu.traces import write_chrome_trace
+
+        write_chrome_trace(res, trace, trace_level, graph=graph, spec=spec)
     if check:
         _report_check(res)
 

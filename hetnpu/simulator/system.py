@@ -163,7 +163,17 @@ class SystemResult:
         """Write :meth:`trace_events` as a Chrome trace JSON object (atomically)."""
         from hetnpu.atomic import atomic_write_text
 
-        doc = {"displayTimeUnit": "ns", "traceEvents": self.trace_events()}
+        doc = {
+            "displayTimeUnit": "ns",
+            "otherData": {
+                "generator": "hetnpu.system",
+                "chip": self.chip,
+                "precision": self.precision,
+                "strategy": self.strategy,
+                "makespan_s": self.makespan_s,
+            },
+            "traceEvents": self.trace_events(),
+        }
         atomic_write_text(path, json.dumps(doc, separators=(",", ":")) + "\n")
 
 
@@ -460,12 +470,12 @@ def system_trace_events(result: SystemResult) -> list[dict[str, Any]]:
         ev.append(e)
 
     for d in devices:
-        meta(pid[d], None, "process_name", d)
+        meta(pid[d], 0, "process_name", d)
         meta(pid[d], 1, "thread_name", "stages")
         if result.op_spans:
             meta(pid[d], 2, "thread_name", "ops")
     if lanes:
-        meta(link_pid, None, "process_name", "links")
+        meta(link_pid, 0, "process_name", "links")
         for lane in lanes:
             meta(link_pid, tid[lane], "thread_name", lane)
     for s in result.stages:
@@ -497,7 +507,7 @@ def system_trace_events(result: SystemResult) -> list[dict[str, Any]]:
                 "tid": 2,
                 "ts": _us(a),
                 "dur": _us(b) - _us(a),
-                "args": {"type": op, "stage": stage_id},
+                "args": {"op_type": op, "stage": stage_id},
             }
         )
     flow = 0
