@@ -1,6 +1,6 @@
 """Fault-injection table of the AscendCL path (issue 9, part 3), against the recording stand-in.
 
-Run: ``cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/acl_faults.py``
+Run: ``python benchmarks/acl_faults.py``
 
 A two-input, two-output stage is loaded and run by ``hetnpu.backends.ascend`` on the stand-in
 of ``acl`` (``tests/backends/fake_acl.py``) while one call of the documented sequence

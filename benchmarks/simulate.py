@@ -1,11 +1,12 @@
 """Simulator speed and fidelity figures.
 
-Run: ``cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/simulate.py [--quick]``
+Run: ``python benchmarks/simulate.py [--quick]``
 
 Prints, for ResNet-50 (batch 1 and 8), MobileNetV2 and BERT-base (seq 128) on ascend910: wall
 time (first run, lowering included, and a second run with lowered programs cached), SimPy events
 processed and events/s, next to raw SimPy throughput (a loop of bare timeouts) measured in the
-same run; then simulated ResNet-50 throughput against the published figures of ascend-facts §6.
+same run; then simulated ResNet-50 throughput and catlass GEMM times against the published
+figures of ascend-facts §6 (it has no published BERT figure for any Ascend chip).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import onnx
 import simpy
+from onnx import TensorProto, helper
 
 from hetnpu import chips
 from hetnpu.graph import load
@@ -105,6 +107,7 @@ def main() -> None:
         )
     if args.quick:
         return
+    gemms()
     print("\nResNet-50 against published figures (ascend-facts §6):")
     published = [
         # (chip, batch, img/s, what, source)
@@ -125,6 +128,36 @@ def main() -> None:
             f"{f' (~{comparable:,.0f} training-equivalent)' if comparable != sim else ''}; "
             f"published {figure:,.0f} ({what}) {src}; ratio {comparable / figure:.2f} "
             f"[sim {r['cold_s']:.1f} s, {r['events']:,} events]"
+        )
+
+
+def gemm_graph(m: int, k: int, n: int) -> Any:
+    """fp16 ``A[m,k] @ B[k,n]``, the shape of a catlass example."""
+    a = helper.make_tensor_value_info("A", TensorProto.FLOAT16, [m, k])
+    b = helper.make_tensor_value_info("B", TensorProto.FLOAT16, [k, n])
+    c = helper.make_tensor_value_info("C", TensorProto.FLOAT16, [m, n])
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["A", "B"], ["C"], name="mm")], "gemm", [a, b], [c]
+    )
+    return load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def gemms() -> None:
+    print("\ncatlass GEMMs on 910B-class chips (ascend-facts §6 [CAT-TUNE][CAT-OPT]):")
+    cases = [
+        # (m, k, n, AIC cores, published best us, what)
+        (1024, 6144, 576, 20, 48.6, "06_optimized_matmul, tuned tile"),
+        (160, 2048, 6144, 20, 35.3, "B in zN, swizzle<4,1>"),
+        (20, 16384, 6144, 20, 139.6, "B in zN, tile 32x320x128"),
+    ]
+    for m, k, n, cores, pub, what in cases:
+        spec = chips.load("ascend910b", overrides={"ai_cores": cores, "vector_cores": 2 * cores})
+        r = simulate(gemm_graph(m, k, n), spec)
+        us = r.latency_s * 1e6
+        tflops = 2 * m * k * n / r.latency_s / 1e12
+        print(
+            f"  M{m} K{k} N{n} on {cores} AIC: simulated {us:7.1f} us ({tflops:5.1f} TFLOPS); "
+            f"published {pub} us ({what}); ratio sim/published {us / pub:.2f}"
         )
 
 

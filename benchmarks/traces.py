@@ -1,6 +1,6 @@
 """Trace and report figures for ResNet-50 (batch 1) on ascend910.
 
-Run: ``cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/traces.py``
+Run: ``python benchmarks/traces.py``
 
 Prints, at op and instr level: events, trace size and write time (streaming, atomic), the
 validator's time; then the HTML report's size, build time, and its load time in headless

@@ -212,6 +212,10 @@ class NpuSpec(_Spec):
     ub_bytes: Size = Field(description="Unified Buffer per core (split: per AIV), bytes")
 
     mte2_bytes_per_cycle: Rate = Field(description="MTE2 GM -> L1/UB read per core, bytes/cycle")
+    mte2_l2_bytes_per_cycle: Rate | None = Field(
+        None,
+        description="MTE2 read per core when the data is in L2 (default: the GM rate), bytes/cycle",
+    )
     mte1_l0a_bytes_per_cycle: Rate = Field(description="MTE1 L1 -> L0A per core, bytes/cycle")
     mte1_l0b_bytes_per_cycle: Rate = Field(description="MTE1 L1 -> L0B per core, bytes/cycle")
     mte3_bytes_per_cycle: Rate = Field(description="MTE3 UB -> GM write per core, bytes/cycle")

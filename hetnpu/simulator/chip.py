@@ -21,14 +21,12 @@ granularity and L2 set conflicts, NoC topology, and overlap between consecutive 
 
 from __future__ import annotations
 
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-import onnx
 import simpy
 
 from hetnpu.errors import ConfigError, ScheduleError
@@ -45,14 +43,19 @@ from hetnpu.simulator.core import (
 )
 from hetnpu.simulator.isa import UNITS
 from hetnpu.simulator.lowering import (
-    FUSE_INTO,
-    FUSED_EPILOGUES,
-    PARTIAL_READ_OPS,
     Unsupported,
-    dev_nbytes,
     lower,
 )
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
+from hetnpu.simulator.prepare import (
+    device_nbytes,
+    fusion_map,
+    input_transdata,
+    load_graph,
+    load_spec,
+    npu_refusal,
+    roofline_bounds,
+)
 from hetnpu.simulator.result import OpRecord, SimResult, UnsupportedOp
 from hetnpu.simulator.tiler import precision_info
 
@@ -78,6 +81,7 @@ _SPEC_FIELDS = (
     "l1_bytes",
     "ub_bytes",
     "mte2_bytes_per_cycle",
+    "mte2_l2_bytes_per_cycle",
     "mte1_l0a_bytes_per_cycle",
     "mte1_l0b_bytes_per_cycle",
     "mte3_bytes_per_cycle",
@@ -103,144 +107,23 @@ def chip_key(spec: Any) -> tuple[Any, ...]:
     return tuple(getattr(spec, f) for f in _SPEC_FIELDS)
 
 
-def _compiled(prog: tuple[Any, ...], lowered: Lowered, scalar_issue: int) -> CompiledProgram:
+def _compiled(prog: tuple[Any, ...], lowered: Lowered, spec: Any) -> CompiledProgram:
     hit = _COMPILED.get(id(prog))
     if hit is not None and hit[0] is prog:
         return hit[1]
-    cp = compile_program(prog, lowered.init_flags, scalar_issue)
+    gm_rate = spec.mte2_bytes_per_cycle
+    l2_rate = spec.mte2_l2_bytes_per_cycle or gm_rate
+    cp = compile_program(
+        prog,
+        lowered.init_flags,
+        spec.scalar_issue_cycles,
+        spec.gm_latency_cycles,
+        (gm_rate, l2_rate),
+    )
     if len(_COMPILED) > 20000:
         _COMPILED.clear()
     _COMPILED[id(prog)] = (prog, cp)  # keeps prog alive, so its id stays unique
     return cp
-
-
-def _fusion(graph: Graph) -> dict[str, str]:
-    """Epilogue node → the Cube node it folds into (single consumer, first input)."""
-    fused: dict[str, str] = {}
-    for node in graph:
-        if node.op_type not in FUSED_EPILOGUES or node.is_constant or not node.inputs:
-            continue
-        prod = graph.producer(node.inputs[0])
-        if prod is None or len(graph.consumers(node.inputs[0])) != 1:
-            continue
-        root = fused.get(prod.name, prod.name)
-        if graph.nodes[root].op_type in FUSE_INTO and not graph.nodes[root].is_constant:
-            fused[node.name] = root
-    return fused
-
-
-def _input_transdata(graph: Graph) -> list[Node]:
-    """Synthetic TransData nodes (NCHW → NC1HWC0) for 4-D float inputs that feed a Conv.
-
-    ATC converts such inputs to the 5HD layout in a TransData task before the first
-    convolution (ascend-facts §3.5); weights are converted offline and cost nothing.
-    """
-    out = []
-    for name in graph.inputs:
-        t = graph.tensors[name]
-        if not (t.dtype.startswith("float") and t.shape is not None and len(t.shape) == 4):
-            continue
-        if any(c.op_type == "Conv" for c in graph.consumers(name)):
-            out.append(
-                Node(
-                    f"TransData:{name}",
-                    "TransData",
-                    "",
-                    (name,),
-                    (name,),
-                    {"dst_format": "NC1HWC0"},
-                    (),
-                    -1,
-                    False,
-                    onnx.NodeProto(),
-                )
-            )
-    return out
-
-
-def _load_spec(chip: Any) -> Any:
-    if isinstance(chip, str):
-        from hetnpu import chips
-
-        return chips.load(chip)
-    return chip
-
-
-def _load_graph(graph: Any) -> Graph:
-    if isinstance(graph, Graph):
-        return graph
-    from hetnpu.graph import load
-
-    return load(graph)
-
-
-def _capability(node: Node, graph: Graph, precision: str) -> str | None:
-    try:
-        from hetnpu.devices.capability import can_run
-    except ImportError:  # capability rules not installed: rely on the lowering registry alone
-        return None
-    verdict = can_run("npu", node, graph, precision=precision)
-    return None if verdict.supported else (verdict.reason or "not supported on the NPU")
-
-
-def _nbytes(graph: Graph, name: str, prec: Any) -> int:
-    """Device bytes of a tensor, 0 when its shape is unknown (an unused optional output)."""
-    try:
-        return dev_nbytes(graph, name, prec)
-    except Unsupported:
-        return 0
-
-
-def _roofline(
-    node: Node, graph: Graph, low: Lowered, ctx: LowerCtx, bus_bpc: float, gm_bytes: int
-) -> tuple[int, int]:
-    """(compute-bound, bandwidth-bound) cycles of ``node``.
-
-    The compute bound is the node's MACs (from :func:`hetnpu.graph.cost.node_cost`) over every
-    Cube at full rate, or its Vector work over every vector unit. The bandwidth bound is the
-    bytes it must move over the fastest shared bus: all its tensors (node_cost's count, scaled
-    to the device precision) for ops that read everything, and the bytes the program moves for
-    ops that touch only part of an input (Slice, Gather...), where counting the whole input
-    would bound the wrong thing.
-    """
-    spec, prec = ctx.spec, ctx.prec
-    m0, k0, n0 = getattr(spec, prec.mkn_field)
-    try:
-        from hetnpu.graph.cost import node_cost
-
-        if node.index < 0:  # a synthetic node (TransData) has no ONNX cost
-            raise ImportError
-        cost = node_cost(graph, node)
-        macs = cost.macs
-        model_bytes: int | None = cost.bytes_read + cost.bytes_written
-    except ImportError:  # cost model not installed: bytes of the node's tensors, no MAC term
-        macs, model_bytes = 0, None
-    vec_cores = ctx.vector_cores if ctx.split else ctx.cube_cores
-    cores = ctx.cube_cores if low.group == "cube" else vec_cores
-    engines = 0.0
-    if node.op_type in PARTIAL_READ_OPS:
-        nbytes = float(gm_bytes)
-    else:
-        # node_cost counts bytes at the model's dtypes; scale floats to the device precision.
-        names = [t for t in (*node.inputs, *node.outputs) if t in graph.tensors]
-        native = sum(graph.tensors[t].nbytes or 0 for t in names)
-        device = sum(_nbytes(graph, t, prec) for t in names)
-        scale = device / native if native else 1.0
-        nbytes = device if model_bytes is None or not native else model_bytes * scale
-        if model_bytes is not None:
-            # Every byte read passes some core's MTE2, every byte written its MTE3/FixPipe.
-            write_rate = (
-                spec.fixpipe_bytes_per_cycle
-                if ctx.split and low.group == "cube"
-                else (spec.mte3_bytes_per_cycle)
-            )
-            engines = max(
-                cost.bytes_read * scale / (cores * spec.mte2_bytes_per_cycle),
-                cost.bytes_written * scale / (cores * write_rate),
-            )
-    cube = math.ceil(macs / (ctx.cube_cores * m0 * k0 * n0)) if low.group == "cube" else 0
-    vector = math.ceil(low.vector_bytes / (vec_cores * spec.vector_bytes_per_cycle))
-    return max(cube, vector), math.floor(max(nbytes / bus_bpc, engines))
 
 
 class _Run:
@@ -284,7 +167,7 @@ class _Run:
         self.ops: list[OpRecord] = []
         self.unsupported: list[UnsupportedOp] = []
         self.raw: list[tuple[Any, ...]] = []
-        self.fused = _fusion(graph)
+        self.fused = fusion_map(graph)
         # One persistent process per unit of every core, woken once per op it takes part in.
         self.boxes: list[dict[str, Mailbox]] = []
         for units in self.core_units:
@@ -313,7 +196,7 @@ class _Run:
     # --- the driver ---------------------------------------------------------------------
     def driver(self):
         g, ctx, env = self.graph, self.ctx, self.env
-        nodes = [*_input_transdata(g), *(n for n in g if not n.is_constant)]
+        nodes = [*input_transdata(g), *(n for n in g if not n.is_constant)]
         for i, node in enumerate(nodes):
             if self.progress is not None:
                 self.progress(i, len(nodes))
@@ -342,7 +225,7 @@ class _Run:
                 )
                 continue
             # Synthetic nodes (index < 0: ATC's own TransData) are not ONNX ops to ask about.
-            reason = _capability(node, g, ctx.prec.name) if node.index >= 0 else None
+            reason = npu_refusal(node, g, ctx.prec.name) if node.index >= 0 else None
             try:
                 if reason is not None:
                     raise Unsupported(reason)
@@ -363,8 +246,8 @@ class _Run:
             rid = ROLE_IDS.setdefault(f"in{j}", len(ROLE_IDS))
             if rid >= len(remaining):
                 remaining += [0] * (rid + 1 - len(remaining))
-            remaining[rid] = 0 if t in self.l2_lru else _nbytes(g, t, prec)
-        out_bytes = sum(_nbytes(g, t, prec) for t in node.outputs if t)
+            remaining[rid] = 0 if t in self.l2_lru else device_nbytes(g, t, prec)
+        out_bytes = sum(device_nbytes(g, t, prec) for t in node.outputs if t)
         rid = ROLE_IDS.setdefault("out0", len(ROLE_IDS))
         if rid >= len(remaining):
             remaining += [0] * (rid + 1 - len(remaining))
@@ -389,7 +272,7 @@ class _Run:
         for c, prog in enumerate(low.programs):
             if not prog:
                 continue
-            cp = _compiled(prog, low, spec.scalar_issue_cycles)
+            cp = _compiled(prog, low, spec)
             pending[0] += len(cp.queues)
             units, spans, recs = run_core(env, cp, remaining, self.boxes[cores[c]], record, done)
             started.append((cores[c], cp, units, spans, recs))
@@ -399,10 +282,10 @@ class _Run:
         g, prec = self.graph, self.ctx.prec
         for t in node.inputs:
             if t:
-                self._touch(t, _nbytes(g, t, prec), False)
+                self._touch(t, device_nbytes(g, t, prec), False)
         for t in node.outputs:
             if t:
-                self._touch(t, _nbytes(g, t, prec), True)
+                self._touch(t, device_nbytes(g, t, prec), True)
 
     def _record(
         self, index: int, node: Node, low: Lowered, t0: int, hbm0: int, l20: int, started: list[Any]
@@ -455,7 +338,7 @@ class _Run:
             bound = "latency"
         else:
             bound = "compute" if compute >= memory else "memory"
-        comp_b, mem_b = _roofline(node, self.graph, low, self.ctx, self.bus_bpc, gm_bytes)
+        comp_b, mem_b = roofline_bounds(node, self.graph, low, self.ctx, self.bus_bpc, gm_bytes)
         if not started:
             comp_b = mem_b = 0
         hbm = self.hbm.nbytes - hbm0
@@ -564,8 +447,8 @@ def simulate(
     if trace_level not in (None, "op", "instr"):
         raise ConfigError(f"trace_level {trace_level!r}: expected 'op' or 'instr'")
     prec = precision_info(precision)
-    spec = _load_spec(chip)
-    g = _load_graph(graph)
+    spec = load_spec(chip)
+    g = load_graph(graph)
     split = spec.architecture == "split"
     if force_tiles:
         unknown = sorted(set(force_tiles) - set(g.nodes))

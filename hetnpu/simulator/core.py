@@ -9,6 +9,15 @@ flags. Flags follow set_flag/wait_flag (ascend-facts §1.7): waiting on a set fl
 once (no event); waiting on a clear one blocks the pipe until the matching set. GM transfers
 additionally reserve the shared HBM or L2 bus (:class:`Bus`).
 
+A GM transfer holds its engine (MTE2, MTE3, FixPipe) for its issue latency and data phase
+only; the GM round trip (``gm_latency_cycles``) runs behind it, as a DMA engine keeps several
+requests in flight. A read's data, and so its flags, land ``gm_latency_cycles`` after the
+engine lets go, while the engine already moves the next transfer; a write frees its source
+buffer (sets its flags) when the engine lets go, and the op completes only once the write
+has landed. Back-to-back transfers thus pay the round trip once, not once each. A read that
+hits L2 moves at the engine's L2 rate (``mte2_l2_bytes_per_cycle``, the compilers' "L2 read"
+rate of ascend-facts §1.5) instead of its GM rate.
+
 Because issue times are fixed by the program, a queue is a precomputed tuple rather than a
 ``simpy.Store``: a Store would add two events per instruction and change no timing while the
 Scalar unit never stalls on a full queue (queue depth is not modelled).
@@ -77,8 +86,11 @@ class Bus:
 class CompiledProgram:
     """A program split into per-unit queues of plain tuples, ready to run.
 
-    Queue entries: (issue cycle, cycles, bytes, role index or -1, wait flag ids, set flag ids,
-    index into ``instrs``).
+    Queue entries: (issue cycle, engine cycles, engine cycles on an L2 hit, flag lag, drain,
+    bytes, role index or -1, wait flag ids, set flag ids, index into ``instrs``). For GM
+    transfers the engine cycles leave out the GM round trip; ``flag lag`` (reads) is when,
+    after the engine lets go, the flags are set, and ``drain`` when the data has landed (see
+    the module docstring).
     """
 
     instrs: tuple[Instr, ...]
@@ -92,9 +104,19 @@ class CompiledProgram:
 
 
 def compile_program(
-    instrs: tuple[Instr, ...], init_flags: tuple[tuple[str, str, int], ...], scalar_issue: int
+    instrs: tuple[Instr, ...],
+    init_flags: tuple[tuple[str, str, int], ...],
+    scalar_issue: int,
+    gm_latency: int = 0,
+    read_rates: tuple[float, float] | None = None,
 ) -> CompiledProgram:
-    """Split a program into per-unit queues with issue times and integer flag ids."""
+    """Split a program into per-unit queues with issue times and integer flag ids.
+
+    ``gm_latency`` is the GM round trip included in every GM transfer's ``cycles``
+    (:func:`~hetnpu.simulator.isa.gm_cycles`); it is taken out of the engine's time and run
+    behind it. ``read_rates`` is (GM, L2) bytes/cycle of MTE2 reads: a read's cycles were
+    worked out at the GM rate, and an L2 hit takes the L2 rate instead.
+    """
     flag_ids: dict[tuple[str, str, int], int] = {f: i for i, f in enumerate(init_flags)}
     queues: dict[str, list[tuple[Any, ...]]] = {u: [] for u in CORE_UNITS}
     level_bytes: dict[str, int] = {}
@@ -102,8 +124,28 @@ def compile_program(
         waits = tuple(flag_ids.setdefault(f, len(flag_ids)) for f in ins.waits)
         sets = tuple(flag_ids.setdefault(f, len(flag_ids)) for f in ins.sets)
         role = -1 if ins.gm is None else ROLE_IDS.setdefault(ins.gm, len(ROLE_IDS))
+        cycles, lag, drain = ins.cycles, 0, 0
+        if ins.gm is not None and gm_latency:
+            cycles -= gm_latency
+            drain = gm_latency
+            lag = gm_latency if ins.src == "GM" else 0
+        l2_cycles = cycles
+        if read_rates is not None and ins.gm is not None and ins.src == "GM":
+            gm_rate, l2_rate = read_rates
+            l2_cycles += math.ceil(ins.nbytes / l2_rate) - math.ceil(ins.nbytes / gm_rate)
         queues[ins.unit].append(
-            ((i + 1) * scalar_issue, ins.cycles, ins.nbytes, role, waits, sets, i)
+            (
+                (i + 1) * scalar_issue,
+                cycles,
+                l2_cycles,
+                lag,
+                drain,
+                ins.nbytes,
+                role,
+                waits,
+                sets,
+                i,
+            )
         )
         if ins.dst and ins.dst != "GM":
             level_bytes[ins.dst] = level_bytes.get(ins.dst, 0) + ins.nbytes
@@ -142,11 +184,22 @@ def unit_process(env: simpy.Environment, box: Mailbox, hbm: Bus, l2: Bus) -> Ite
         box.event = event()
         job = yield box.event
         queue, t0, flags, waiters, remaining, out, slot, rec, done = job
+
+        def land(ev: simpy.Event, flags: list[int] = flags, waiters: list[Any] = waiters) -> None:
+            for f in ev.value:
+                w = waiters[f]
+                if w is not None:
+                    waiters[f] = None
+                    w.succeed()
+                else:
+                    flags[f] += 1
+
         # The hot loop of the simulator: one timeout per instruction. Waiting for the issue time
         # is folded into that timeout (the unit is idle either way).
         busy = 0
         first = -1
-        for issue, cyc, nbytes, role, waits, sets, idx in queue:
+        landed = 0  # when the last GM transfer's round trip ends
+        for issue, cyc, l2_cyc, lag, drain, nbytes, role, waits, sets, idx in queue:
             for f in waits:
                 if flags[f]:
                     flags[f] -= 1
@@ -166,6 +219,7 @@ def unit_process(env: simpy.Environment, box: Mailbox, hbm: Bus, l2: Bus) -> Ite
                     bus = hbm
                 else:
                     bus = l2
+                    end = start + l2_cyc
                 b_start = bus.free_at
                 if b_start < start:
                     b_start = start
@@ -181,6 +235,12 @@ def unit_process(env: simpy.Environment, box: Mailbox, hbm: Bus, l2: Bus) -> Ite
             busy += end - start
             if rec is not None:
                 rec.append((idx, start, end))
+            if end + drain > landed:
+                landed = end + drain
+            if lag:
+                # The read's data lands after the round trip; the engine goes on meanwhile.
+                timeout(lag, sets).callbacks.append(land)
+                continue
             for f in sets:
                 w = waiters[f]
                 if w is not None:
@@ -188,6 +248,8 @@ def unit_process(env: simpy.Environment, box: Mailbox, hbm: Bus, l2: Bus) -> Ite
                     w.succeed()
                 else:
                     flags[f] += 1
+        if landed > env._now:
+            yield timeout(landed - env._now)
         out[slot] = (first, env.now, busy, len(queue))
         done()
 

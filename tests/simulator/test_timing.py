@@ -16,38 +16,68 @@ def _gm(spec, nbytes: int, rate: float) -> int:
     return max(core, bus_cycles(nbytes, spec.hbm_bytes_per_s / spec.clock_hz))
 
 
+def _engine(spec, nbytes: int, rate: float) -> int:
+    """A GM transfer's time on its engine: the round trip runs behind it (core.py)."""
+    return _gm(spec, nbytes, rate) - spec.gm_latency_cycles
+
+
 @pytest.mark.parametrize("name", ["ascend910", "ascend910b"])
 def test_single_core_gemm_in_l0_equals_closed_form(chip, matmul, name) -> None:
-    # 64x64x64 fp16 fits L0A/L0B/L0C in one tile, so nothing overlaps: the Scalar unit issues
-    # the first instruction after scalar_issue_cycles, then MTE2 loads A and B (engine latency
-    # + GM latency + bytes/rate; the idle HBM bus is faster), MTE1 fills L0A and L0B, one mmad
-    # runs 4x4x4 fractal steps after its fill/drain latency, and the result leaves L0C (Vector
-    # path + MTE3 on coupled chips, FixPipe to GM on split ones).
+    # 64x64x64 fp16 fits L0A/L0B/L0C in one tile, so nothing overlaps but the GM round trips:
+    # the Scalar unit issues the first instruction after scalar_issue_cycles; MTE2 moves A then
+    # B (engine latency + bytes/rate each; the idle HBM bus is faster), and B's data lands one
+    # GM latency after its engine time; MTE1 fills L0A and L0B, one mmad runs 4x4x4 fractal
+    # steps after its fill/drain latency, the result leaves L0C (Vector path + MTE3 on coupled
+    # chips, FixPipe to GM on split ones), and the op ends when that write has landed.
     spec = chip(name, ai_cores=1, vector_cores=2 if name == "ascend910b" else 0)
     res = simulate(matmul(64, 64, 64), spec, trace_level="instr")
     tile = 64 * 64 * 2
+    gl = spec.gm_latency_cycles
     mte1 = copy_cycles(tile, spec.mte1_l0a_bytes_per_cycle, spec.mte_latency_cycles)
     mte1 += math.ceil(tile / spec.mte1_l0b_bytes_per_cycle)
     mmad = mmad_cycles(64, 64, 64, spec.cube_mkn_fp16, spec.cube_latency_cycles)
     assert mmad == 64 + spec.cube_latency_cycles
     if spec.architecture == "split":
-        out = [_gm(spec, tile, spec.fixpipe_bytes_per_cycle)]
+        out = [_engine(spec, tile, spec.fixpipe_bytes_per_cycle)]
         units = ["MTE2", "MTE2", "MTE1", "CUBE", "FIXPIPE"]
     else:
         out = [
             copy_cycles(64 * 64 * 4, spec.fixpipe_bytes_per_cycle, spec.vector_latency_cycles),
-            _gm(spec, tile, spec.mte3_bytes_per_cycle),
+            _engine(spec, tile, spec.mte3_bytes_per_cycle),
         ]
         units = ["MTE2", "MTE2", "MTE1", "CUBE", "VECTOR", "MTE3"]
-    stages = [_gm(spec, tile, spec.mte2_bytes_per_cycle)] * 2 + [mte1, mmad, *out]
-    assert res.cycles == spec.scalar_issue_cycles + sum(stages)
-    # The (unit, start, end) log: each stage starts when the previous one ends.
+    load = _engine(spec, tile, spec.mte2_bytes_per_cycle)
+    stages = [load, load, mte1, mmad, *out]
+    # Two round trips are exposed: B's before MTE1 can start, the result's before the op ends.
+    assert res.cycles == spec.scalar_issue_cycles + sum(stages) + 2 * gl
+    # The (unit, start, end) log: each stage starts when the previous one ends (MTE1 one GM
+    # latency later, when B has landed).
     log = sorted((e[2], e[3], e[1]) for e in res.raw_events if e[1] != "SCALAR")
     assert [u for _, _, u in log] == units
     t = spec.scalar_issue_cycles
-    for (start, end, _), dur in zip(log, stages, strict=True):
+    for i, ((start, end, _), dur) in enumerate(zip(log, stages, strict=True)):
+        if i == 2:
+            t += gl
         assert (start, end) == (t, t + dur)
         t = end
+
+
+def test_back_to_back_reads_pay_the_gm_round_trip_once(chip, matmul) -> None:
+    # Raising the GM latency by d delays a single-core GEMM's end by 2d (one exposed read, one
+    # exposed write), however many reads it streams.
+    spec = chip("ascend910", ai_cores=1)
+    base = simulate(matmul(512, 2048, 512), spec)
+    more = simulate(
+        matmul(512, 2048, 512),
+        chip("ascend910", ai_cores=1, gm_latency_cycles=spec.gm_latency_cycles + 1000),
+    )
+    reads = sum(
+        1
+        for e in simulate(matmul(512, 2048, 512), spec, trace_level="instr").raw_events
+        if e[1] == "MTE2"
+    )
+    assert reads > 8
+    assert more.cycles - base.cycles <= 2 * 1000 + 2 * spec.scalar_issue_cycles
 
 
 def test_large_gemm_keeps_the_cube_busy(chip, matmul) -> None:

@@ -1,0 +1,162 @@
+"""What the chip sees of a model before it runs: the epilogues ATC fuses into their producer,
+the TransData it inserts in front of Conv-fed inputs, which ops the NPU refuses, and each op's
+roofline bounds (the floor ``simulate(check=True)`` holds every op to).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import onnx
+
+from hetnpu.graph.ir import Graph, Node
+from hetnpu.simulator.lowering import (
+    FUSE_INTO,
+    FUSED_EPILOGUES,
+    PARTIAL_READ_OPS,
+    Unsupported,
+    dev_nbytes,
+)
+from hetnpu.simulator.lowering.common import LowerCtx, Lowered
+
+__all__ = [
+    "device_nbytes",
+    "fusion_map",
+    "input_transdata",
+    "load_graph",
+    "load_spec",
+    "npu_refusal",
+    "roofline_bounds",
+]
+
+
+def fusion_map(graph: Graph) -> dict[str, str]:
+    """Epilogue node → the Cube node it folds into (single consumer, first input)."""
+    fused: dict[str, str] = {}
+    for node in graph:
+        if node.op_type not in FUSED_EPILOGUES or node.is_constant or not node.inputs:
+            continue
+        prod = graph.producer(node.inputs[0])
+        if prod is None or len(graph.consumers(node.inputs[0])) != 1:
+            continue
+        root = fused.get(prod.name, prod.name)
+        if graph.nodes[root].op_type in FUSE_INTO and not graph.nodes[root].is_constant:
+            fused[node.name] = root
+    return fused
+
+
+def input_transdata(graph: Graph) -> list[Node]:
+    """Synthetic TransData nodes (NCHW → NC1HWC0) for 4-D float inputs that feed a Conv.
+
+    ATC converts such inputs to the 5HD layout in a TransData task before the first
+    convolution (ascend-facts §3.5); weights are converted offline and cost nothing.
+    """
+    out = []
+    for name in graph.inputs:
+        t = graph.tensors[name]
+        if not (t.dtype.startswith("float") and t.shape is not None and len(t.shape) == 4):
+            continue
+        if any(c.op_type == "Conv" for c in graph.consumers(name)):
+            out.append(
+                Node(
+                    f"TransData:{name}",
+                    "TransData",
+                    "",
+                    (name,),
+                    (name,),
+                    {"dst_format": "NC1HWC0"},
+                    (),
+                    -1,
+                    False,
+                    onnx.NodeProto(),
+                )
+            )
+    return out
+
+
+def load_spec(chip: Any) -> Any:
+    if isinstance(chip, str):
+        from hetnpu import chips
+
+        return chips.load(chip)
+    return chip
+
+
+def load_graph(graph: Any) -> Graph:
+    if isinstance(graph, Graph):
+        return graph
+    from hetnpu.graph import load
+
+    return load(graph)
+
+
+def npu_refusal(node: Node, graph: Graph, precision: str) -> str | None:
+    try:
+        from hetnpu.devices.capability import can_run
+    except ImportError:  # capability rules not installed: rely on the lowering registry alone
+        return None
+    verdict = can_run("npu", node, graph, precision=precision)
+    return None if verdict.supported else (verdict.reason or "not supported on the NPU")
+
+
+def device_nbytes(graph: Graph, name: str, prec: Any) -> int:
+    """Device bytes of a tensor, 0 when its shape is unknown (an unused optional output)."""
+    try:
+        return dev_nbytes(graph, name, prec)
+    except Unsupported:
+        return 0
+
+
+def roofline_bounds(
+    node: Node, graph: Graph, low: Lowered, ctx: LowerCtx, bus_bpc: float, gm_bytes: int
+) -> tuple[int, int]:
+    """(compute-bound, bandwidth-bound) cycles of ``node``.
+
+    The compute bound is the node's MACs (from :func:`hetnpu.graph.cost.node_cost`) over every
+    Cube at full rate, or its Vector work over every vector unit. The bandwidth bound is the
+    bytes it must move over the fastest shared bus: all its tensors (node_cost's count, scaled
+    to the device precision) for ops that read everything, and the bytes the program moves for
+    ops that touch only part of an input (Slice, Gather...), where counting the whole input
+    would bound the wrong thing.
+    """
+    spec, prec = ctx.spec, ctx.prec
+    m0, k0, n0 = getattr(spec, prec.mkn_field)
+    try:
+        from hetnpu.graph.cost import node_cost
+
+        if node.index < 0:  # a synthetic node (TransData) has no ONNX cost
+            raise ImportError
+        cost = node_cost(graph, node)
+        macs = cost.macs
+        model_bytes: int | None = cost.bytes_read + cost.bytes_written
+    except ImportError:  # cost model not installed: bytes of the node's tensors, no MAC term
+        macs, model_bytes = 0, None
+    vec_cores = ctx.vector_cores if ctx.split else ctx.cube_cores
+    cores = ctx.cube_cores if low.group == "cube" else vec_cores
+    engines = 0.0
+    if node.op_type in PARTIAL_READ_OPS:
+        nbytes = float(gm_bytes)
+    else:
+        # node_cost counts bytes at the model's dtypes; scale floats to the device precision.
+        names = [t for t in (*node.inputs, *node.outputs) if t in graph.tensors]
+        native = sum(graph.tensors[t].nbytes or 0 for t in names)
+        device = sum(device_nbytes(graph, t, prec) for t in names)
+        scale = device / native if native else 1.0
+        nbytes = device if model_bytes is None or not native else model_bytes * scale
+        if model_bytes is not None:
+            # Every byte read passes some core's MTE2 (at best at its L2-hit rate), every byte
+            # written its MTE3/FixPipe.
+            read_rate = max(spec.mte2_bytes_per_cycle, spec.mte2_l2_bytes_per_cycle or 0)
+            write_rate = (
+                spec.fixpipe_bytes_per_cycle
+                if ctx.split and low.group == "cube"
+                else (spec.mte3_bytes_per_cycle)
+            )
+            engines = max(
+                cost.bytes_read * scale / (cores * read_rate),
+                cost.bytes_written * scale / (cores * write_rate),
+            )
+    cube = math.ceil(macs / (ctx.cube_cores * m0 * k0 * n0)) if low.group == "cube" else 0
+    vector = math.ceil(low.vector_bytes / (vec_cores * spec.vector_bytes_per_cycle))
+    return max(cube, vector), math.floor(max(nbytes / bus_bpc, engines))
