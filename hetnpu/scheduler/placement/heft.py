@@ -21,20 +21,30 @@ from __future__ import annotations
 from hetnpu.scheduler.evaluate import HOST, CachedCosts, topology
 from hetnpu.scheduler.placement.common import Context, Placement, cpu_fallbacks
 
-__all__ = ["mean_upward_ranks", "optimistic_costs", "place_heft"]
+__all__ = ["cost_table", "mean_upward_ranks", "optimistic_costs", "place_heft"]
 
 
-def mean_upward_ranks(ctx: Context, costs: CachedCosts) -> dict[str, float]:
+def cost_table(ctx: Context, costs: CachedCosts) -> dict[str, dict[str, float]]:
+    """Node -> candidate device -> op cost, asked once: the passes below read each entry
+    several times, and a dict lookup costs a fraction of a memoised call."""
+    node_cost = costs.node
+    return {n: {d: node_cost(n, d) for d in ds} for n, ds in ctx.candidates.items()}
+
+
+def mean_upward_ranks(
+    ctx: Context, costs: CachedCosts, table: dict[str, dict[str, float]] | None = None
+) -> dict[str, float]:
     """Upward rank of each non-constant node with device-averaged costs."""
     topo = topology(ctx.graph)
     cands = ctx.candidates
-    node_cost, move = costs.node, costs.move
+    move = costs.move
+    table = cost_table(ctx, costs) if table is None else table
     rank: dict[str, float] = {}
     # A tensor's mean move depends only on the two candidate sets, and consumers share both.
     mean_move: dict[tuple[str, tuple[str, ...], tuple[str, ...]], float] = {}
     for name in reversed(topo.order):
         mine = cands[name]
-        own = sum(node_cost(name, d) for d in mine) / len(mine)
+        own = sum(table[name].values()) / len(mine)
         tail = 0.0
         for t, is_output, consumers in topo.outputs[name]:
             if is_output:
@@ -51,14 +61,17 @@ def mean_upward_ranks(ctx: Context, costs: CachedCosts) -> dict[str, float]:
     return rank
 
 
-def optimistic_costs(ctx: Context, costs: CachedCosts) -> dict[str, dict[str, float]]:
+def optimistic_costs(
+    ctx: Context, costs: CachedCosts, table: dict[str, dict[str, float]] | None = None
+) -> dict[str, dict[str, float]]:
     """PEFT's optimistic cost table: ``oct[n][d]`` is the shortest time from ``n`` finishing on
     ``d`` to the end, each successor on its best device, with the transfers that choice needs.
     """
     topo = topology(ctx.graph)
     cands = ctx.candidates
-    node_cost, move = costs.node, costs.move
-    table: dict[str, dict[str, float]] = {}
+    move = costs.move
+    cost = cost_table(ctx, costs) if table is None else table
+    octs: dict[str, dict[str, float]] = {}
     for name in reversed(topo.order):
         row = {}
         outs = topo.outputs[name]
@@ -68,12 +81,12 @@ def optimistic_costs(ctx: Context, costs: CachedCosts) -> dict[str, dict[str, fl
                 if is_output:
                     worst = max(worst, move(t, d, HOST))
                 for c in consumers:
-                    after = table[c]
-                    best = min(after[e] + node_cost(c, e) + move(t, d, e) for e in cands[c])
+                    after, own = octs[c], cost[c]
+                    best = min(after[e] + own[e] + move(t, d, e) for e in cands[c])
                     worst = max(worst, best)
             row[d] = worst
-        table[name] = row
-    return table
+        octs[name] = row
+    return octs
 
 
 def place_heft(ctx: Context, *, lookahead: bool = True) -> Placement:
@@ -86,10 +99,11 @@ def place_heft(ctx: Context, *, lookahead: bool = True) -> Placement:
     if ctx.costs is None:
         raise ValueError("heft needs a cost model")
     costs = ctx.costs
-    node_cost, move = costs.node, costs.move
+    move = costs.move
     topo = topology(ctx.graph)
-    rank = mean_upward_ranks(ctx, costs)
-    ahead = optimistic_costs(ctx, costs) if lookahead else None
+    table = cost_table(ctx, costs)
+    rank = mean_upward_ranks(ctx, costs, table)
+    ahead = optimistic_costs(ctx, costs, table) if lookahead else None
     position = {n: i for i, n in enumerate(topo.order)}
     order = sorted(rank, key=lambda n: (-rank[n], position[n]))
     assignment: dict[str, str] = {}
@@ -111,9 +125,10 @@ def place_heft(ctx: Context, *, lookahead: bool = True) -> Placement:
         inputs = topo.inputs[name]
         outs = topo.outputs[name]
         best: tuple[float, float, str] | None = None
+        own = table[name]
         for dev in ctx.candidates[name]:
             ready = max((arrive(t, dev) for t in inputs), default=0.0)
-            eft = max(ready, free.get(dev, 0.0)) + node_cost(name, dev)
+            eft = max(ready, free.get(dev, 0.0)) + own[dev]
             if ahead is not None:
                 rest = ahead[name][dev]
             else:  # judge an output-producing node by when its result is back on the host
