@@ -6,7 +6,8 @@ one stream. Coupled chips (310, 310P, 910) run Cube and Vector ops on the same A
 chips (910B) run Cube ops on the AIC cores and Vector ops on the AIV cores (1:2), which exchange
 data through GM (ascend-facts §1.9). A 4-D float input that feeds a Conv first goes through a
 TransData op into NC1HWC0, as ATC inserts one (§3.5); epilogues that ATC fuses into a Conv or
-MatMul (ReLU, BatchNormalization...) are recorded as ``fused`` and cost nothing.
+MatMul (ReLU, BatchNormalization...) are recorded as ``fused`` and cost nothing, and a residual
+Add fed by a Conv reads only its other input (:func:`~hetnpu.simulator.prepare.residual_adds`).
 
 L2 is modelled per tensor: a tensor read the first time in an op comes from HBM for its unique
 bytes (repeat reads by other cores or blocks then hit L2), a tensor resident in L2 (written or
@@ -21,6 +22,7 @@ granularity and L2 set conflicts, NoC topology, and overlap between consecutive 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -54,6 +56,7 @@ from hetnpu.simulator.prepare import (
     load_graph,
     load_spec,
     npu_refusal,
+    residual_adds,
     roofline_bounds,
 )
 from hetnpu.simulator.result import OpRecord, SimResult, UnsupportedOp
@@ -168,6 +171,7 @@ class _Run:
         self.unsupported: list[UnsupportedOp] = []
         self.raw: list[tuple[Any, ...]] = []
         self.fused = fusion_map(graph)
+        self.residual = residual_adds(graph)
         # One persistent process per unit of every core, woken once per op it takes part in.
         self.boxes: list[dict[str, Mailbox]] = []
         for units in self.core_units:
@@ -226,6 +230,10 @@ class _Run:
                 continue
             # Synthetic nodes (index < 0: ATC's own TransData) are not ONNX ops to ask about.
             reason = npu_refusal(node, g, ctx.prec.name) if node.index >= 0 else None
+            if reason is None and node.name in self.residual:
+                # Folded into its convolution's epilogue: only the other input comes from GM.
+                skip = self.residual[node.name]
+                node = dataclasses.replace(node, inputs=tuple(t for t in node.inputs if t != skip))
             try:
                 if reason is not None:
                     raise Unsupported(reason)

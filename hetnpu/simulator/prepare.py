@@ -27,12 +27,18 @@ __all__ = [
     "load_graph",
     "load_spec",
     "npu_refusal",
+    "residual_adds",
     "roofline_bounds",
 ]
 
 
 def fusion_map(graph: Graph) -> dict[str, str]:
-    """Epilogue node → the Cube node it folds into (single consumer, first input)."""
+    """Epilogue node → the node it folds into (single consumer, first input).
+
+    Activations and BatchNormalization fold into a Cube op (Conv, Gemm, MatMul) or into a
+    residual Add (:func:`residual_adds`), as ATC's buffer fusion does.
+    """
+    residual = residual_adds(graph)
     fused: dict[str, str] = {}
     for node in graph:
         if node.op_type not in FUSED_EPILOGUES or node.is_constant or not node.inputs:
@@ -41,9 +47,48 @@ def fusion_map(graph: Graph) -> dict[str, str]:
         if prod is None or len(graph.consumers(node.inputs[0])) != 1:
             continue
         root = fused.get(prod.name, prod.name)
-        if graph.nodes[root].op_type in FUSE_INTO and not graph.nodes[root].is_constant:
+        if root in residual or (
+            graph.nodes[root].op_type in FUSE_INTO and not graph.nodes[root].is_constant
+        ):
             fused[node.name] = root
     return fused
+
+
+def residual_adds(graph: Graph) -> dict[str, str]:
+    """Residual Adds folded into the Cube op that produces one of their inputs: Add node →
+    the input tensor it takes straight from that op's output path.
+
+    CANN's buffer-fusion pass ``TbeConvDoubleInFusionPass`` (pattern
+    ``TbeConvElemwiseReluFusion``: convolution → elementwise with a second input →
+    elementwise) adds the residual in the convolution's epilogue, so the Add reads only its
+    other input from GM. The simulator still times the Add after its Cube op (reading the
+    residual, adding, writing the sum), and the Cube op still writes its own result: one tensor
+    write more than the fused kernel, instead of the two reads and writes more of an unfused
+    Add and ReLU.
+    """
+    out: dict[str, str] = {}
+    for node in graph:
+        if node.op_type != "Add" or node.is_constant or len(node.inputs) != 2:
+            continue
+        a, b = node.inputs
+        ta, tb = graph.tensors.get(a), graph.tensors.get(b)
+        if ta is None or tb is None or ta.is_constant or tb.is_constant or ta.shape != tb.shape:
+            continue
+        for mine in (a, b):
+            prod = graph.producer(mine)
+            if prod is None or len(graph.consumers(mine)) != 1:
+                continue
+            root = prod
+            # Through epilogues already folded into a Cube op (BatchNormalization, ReLU...).
+            while root.op_type in FUSED_EPILOGUES and root.inputs:
+                up = graph.producer(root.inputs[0])
+                if up is None or len(graph.consumers(root.inputs[0])) != 1:
+                    break
+                root = up
+            if root.op_type == "Conv" and not root.is_constant:
+                out[node.name] = mine
+                break
+    return out
 
 
 def input_transdata(graph: Graph) -> list[Node]:

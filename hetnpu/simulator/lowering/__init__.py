@@ -4,7 +4,8 @@
 function lowers them (as onnx/reference's ``_op_list.py``). :func:`lower` caches programs by
 (op signature, chip, options), so the repeated layers of a model lower once.
 
-Left out: op fusion beyond the epilogues listed in :data:`FUSED_EPILOGUES` (ATC fuses more), and
+Left out: op fusion beyond the epilogues listed in :data:`FUSED_EPILOGUES` and the residual Adds
+of :func:`hetnpu.simulator.prepare.residual_adds` (ATC fuses more), and
 ops that need AI CPU (they are reported unsupported).
 """
 

@@ -1,0 +1,74 @@
+"""ATC's fusions as the simulator applies them: epilogues into Cube ops, and the residual
+Add + ReLU of a ResNet block into the convolution's epilogue (TbeConvElemwiseReluFusion)."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from hetnpu.graph import load
+from hetnpu.simulator import simulate
+from hetnpu.simulator.prepare import fusion_map, residual_adds
+
+
+def _block(relu_after_add: bool = True, skip_is_constant: bool = False):
+    """X → conv → bn → add(·, X) → relu: the tail of a ResNet basic block."""
+    rng = np.random.default_rng(0)
+    c = 64
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((c, c, 3, 3)).astype(np.float32), "W"),
+        *(
+            numpy_helper.from_array(np.ones(c, np.float32), n)
+            for n in ("scale", "bias", "mean", "var")
+        ),
+    ]
+    skip = "X"
+    if skip_is_constant:
+        inits.append(numpy_helper.from_array(np.ones((1, c, 56, 56), np.float32), "K"))
+        skip = "K"
+    nodes = [
+        helper.make_node("Conv", ["X", "W"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["b"], name="bn"
+        ),
+        helper.make_node("Add", ["b", skip], ["s"], name="add"),
+    ]
+    out = "s"
+    if relu_after_add:
+        nodes.append(helper.make_node("Relu", ["s"], ["Y"], name="relu"))
+        out = "Y"
+    g = helper.make_graph(
+        nodes,
+        "block",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, c, 56, 56])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, c, 56, 56])],
+        inits,
+    )
+    return load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_residual_add_and_its_relu_fold_into_the_convolution() -> None:
+    g = _block()
+    assert residual_adds(g) == {"add": "b"}  # the conv's (BN-folded) result is not re-read
+    assert fusion_map(g) == {"bn": "conv", "relu": "add"}
+    res = simulate(g, "ascend910")
+    ops = {o.name: o for o in res.ops}
+    assert ops["relu"].bound == "fused" and ops["relu"].cycles == 0
+    # The Add reads the residual X and writes the sum, both fp16: 2 x 64x56x56 x 2 bytes.
+    tensor = 64 * 56 * 56 * 2
+    assert ops["add"].gm_bytes == 2 * tensor
+
+
+def test_unfused_add_reads_both_inputs() -> None:
+    g = _block(skip_is_constant=True)  # a constant second input is not a residual
+    assert residual_adds(g) == {}
+    assert "relu" not in fusion_map(g)
+    ops = {o.name: o for o in simulate(g, "ascend910").ops}
+    assert ops["add"].gm_bytes == 3 * 64 * 56 * 56 * 2
+    assert ops["relu"].cycles > 0
+
+
+def test_fusion_makes_the_block_faster() -> None:
+    fused = simulate(_block(), "ascend910").cycles
+    unfused = simulate(_block(skip_is_constant=True), "ascend910").cycles
+    assert fused < unfused
