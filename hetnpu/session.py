@@ -7,8 +7,14 @@ The interface is onnxruntime's, so code written for it moves over unchanged::
 
 ``devices`` is ordered by preference, as onnxruntime's ``providers`` is; ``cpu`` is always
 there as the fallback. A device whose backend cannot run here (no GPU, no CANN toolkit) is
-dropped with a :class:`DeviceFallbackWarning`, or raises with ``fallback=False``: a fallback is
-never silent, and it is recorded in ``sess.fallbacks`` and in the profile.
+dropped with a :class:`DeviceFallbackWarning` and its work goes to the next device, or, with
+``fallback=False``, the session refuses with :class:`~hetnpu.errors.BackendUnavailableError`
+giving the reason: a fallback is never silent, and it is recorded in ``sess.fallbacks`` and in
+the profile.
+
+A plan is compiled once per set of input shapes and then serves any number of ``run`` calls,
+from any number of threads at once: each call keeps its tensors to itself, and the backends'
+executables are safe to share (onnxruntime's sessions are; the evaluator-based ones serialise).
 """
 
 from __future__ import annotations
@@ -18,14 +24,14 @@ import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
 
-from hetnpu.backends import DEVICES, CompileOptions, Executable, get_backend
+from hetnpu.backends import DEVICES, CompileOptions, get_backend
 from hetnpu.errors import BackendUnavailableError, ConfigError, InputError
 from hetnpu.graph import Graph, load
 from hetnpu.graph.onnx_io import ShapeMap
@@ -52,20 +58,28 @@ _ORT_TYPE = {
     "float16": "float16",
     "float64": "double",
     "bool": "bool",
+    "bfloat16": "bfloat16",
     **{t: t for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")},
 }
 
 
+def _dims(graph: Graph, name: str) -> list[int | str | None] | None:
+    t = graph.tensors[name]
+    if t.shape is None:
+        return None
+    symbols = t.symbols or (None,) * len(t.shape)
+    return [d if d is not None else s for d, s in zip(t.shape, symbols, strict=True)]
+
+
 def _node_args(graph: Graph, names: Sequence[str]) -> list[NodeArg]:
-    args = []
-    for n in names:
-        t = graph.tensors[n]
-        shape = [
-            d if d is not None else s
-            for d, s in zip(t.shape or (), t.symbols or (None,) * len(t.shape or ()), strict=True)
-        ]
-        args.append(NodeArg(n, shape, f"tensor({_ORT_TYPE.get(t.dtype, t.dtype)})"))
-    return args
+    return [
+        NodeArg(
+            n,
+            _dims(graph, n) or [],
+            f"tensor({_ORT_TYPE.get(graph.tensors[n].dtype, graph.tensors[n].dtype)})",
+        )
+        for n in names
+    ]
 
 
 class InferenceSession:
@@ -77,7 +91,8 @@ class InferenceSession:
         Path, serialized bytes or ``ModelProto``.
     devices
         Devices in order of preference: ``"npu"`` (Ascend through AscendCL), ``"sim-npu"``
-        (the NPU's numerics in software), ``"gpu"`` (onnxruntime CUDA), ``"cpu"``.
+        (the NPU's numerics in software), ``"gpu"`` (onnxruntime CUDA), ``"cpu"``; a list or
+        ``"sim-npu,cpu"``.
     strategy
         Placement strategy: ``capability``, ``affinity``, ``heft`` or ``exact``.
     affinity
@@ -85,12 +100,14 @@ class InferenceSession:
     precision
         ``"fp16"`` (ATC's default) or ``"fp32"`` (ATC's force_fp32) for NPU stages.
     strict
-        Raise :class:`~hetnpu.backends.sim.NumericOverflowError` instead of warning
-            on fp16 overflow.
+        Raise :class:`~hetnpu.backends.sim.NumericOverflowError` instead of warning on fp16
+        overflow.
     fallback
-        Drop unavailable devices with a warning (True) or raise BackendUnavailableError (False).
+        Drop unavailable devices with a :class:`DeviceFallbackWarning` (True) or raise
+        :class:`~hetnpu.errors.BackendUnavailableError` with the reason (False).
     profile
-        Record the measured timeline of stages and transfers; see :meth:`end_profiling`.
+        Record the measured timeline of runs, stages, transfers, layout conversions and
+        (from onnxruntime's own profiler) ops; see :meth:`end_profiling`.
     input_shapes
         Bind symbolic input dims up front. Otherwise a model with symbolic dims is planned at
         its first ``run`` for the shapes fed, and re-planned (cached) for new shapes.
@@ -98,12 +115,23 @@ class InferenceSession:
         NPU chip preset or TOML path, for cost-based strategies.
     backend_options
         ``{device: {constructor kwargs}}`` for the backends.
+    max_workers
+        Threads that run independent stages of one ``run`` concurrently.
+
+    Raises
+    ------
+    ConfigError
+        Unknown device or precision.
+    BackendUnavailableError
+        A listed device cannot run here and ``fallback=False``.
+    ModelError
+        The model cannot be loaded.
     """
 
     def __init__(
         self,
         model: str | os.PathLike[str] | bytes | onnx.ModelProto,
-        devices: Sequence[str] = ("cpu",),
+        devices: Sequence[str] | str = ("cpu",),
         *,
         strategy: str = "capability",
         affinity: Mapping[str, str] | None = None,
@@ -114,6 +142,7 @@ class InferenceSession:
         input_shapes: ShapeMap | None = None,
         chip: Any = "ascend910",
         backend_options: Mapping[str, Mapping[str, Any]] | None = None,
+        max_workers: int = 4,
     ) -> None:
         if isinstance(devices, str):
             devices = [d.strip() for d in devices.split(",") if d.strip()]
@@ -122,6 +151,8 @@ class InferenceSession:
             raise ConfigError(f"unknown device(s) {unknown}; known devices: {', '.join(DEVICES)}")
         if precision not in ("fp16", "fp32", "int8"):
             raise ConfigError(f"precision {precision!r}: choose fp16, fp32 or int8")
+        if max_workers < 1:
+            raise ConfigError(f"max_workers must be at least 1, got {max_workers}")
         self._source = model
         self.precision = precision
         self.strategy = strategy
@@ -129,11 +160,10 @@ class InferenceSession:
         self.chip = chip
         self.profile = profile
         self.fallbacks: list[str] = []
-        self._options = CompileOptions(precision=precision, profile=False)
+        self._options = CompileOptions(precision=precision, profile=profile)
         self._backend_options = {k: dict(v) for k, v in (backend_options or {}).items()}
         self._backends: dict[str, Any] = {}
-        wanted = list(dict.fromkeys([*devices, "cpu"]))
-        for dev in wanted:
+        for dev in dict.fromkeys([*devices, "cpu"]):
             kwargs = dict(self._backend_options.get(dev, {}))
             if dev == "sim-npu":
                 kwargs.setdefault("strict", strict)
@@ -150,11 +180,16 @@ class InferenceSession:
                 self.fallbacks.append(note)
                 continue
             self._backends[dev] = backend
-        self.devices = [d for d in wanted if d in self._backends]
+        self.devices = list(self._backends)
         self._graph = load(model, input_shapes=input_shapes, require_static=False)
-        self._plans: dict[tuple, _CompiledPlan] = {}
+        self._plans: dict[tuple, Any] = {}
         self._lock = threading.Lock()
+        self._compile_lock = threading.Lock()
+        self._max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
         self._events: list[dict[str, Any]] = []
+        self._runs = 0
+        self._profiling = profile
         self._t0 = time.perf_counter()
         if input_shapes is not None or self._static_inputs():
             self._compiled({n: self._graph.tensors[n].shape for n in self._graph.inputs})
@@ -172,9 +207,12 @@ class InferenceSession:
         return list(self.devices)
 
     def get_device_assignment(self) -> dict[str, str]:
-        """Which device runs each node (of the most recently used plan)."""
-        plan = self._latest_plan()
-        return dict(plan.plan.assignment)
+        """Which device runs each (non-constant) node, in the most recently used plan."""
+        return dict(self._latest_plan().plan.assignment)
+
+    def get_plan(self) -> Any:
+        """The :class:`~hetnpu.scheduler.plan.ExecutionPlan` most recently used."""
+        return self._latest_plan().plan
 
     def run(
         self,
@@ -182,26 +220,75 @@ class InferenceSession:
         input_feed: Mapping[str, Any],
         run_options: Any = None,
     ) -> list[np.ndarray]:
-        """Run the model; ``output_names=None`` means every output, in the model's order."""
+        """Run the model and return the outputs asked for, in the order asked.
+
+        ``output_names=None`` (or empty) means every output, in the model's order.
+        ``run_options`` is accepted for onnxruntime compatibility and ignored.
+
+        Raises
+        ------
+        InputError
+            An unknown, missing or mistyped input (the message names it, with what was
+            expected and what was given), or an unknown output name.
+        """
         feeds = self._check_inputs(input_feed)
         wanted = list(output_names) if output_names else list(self._graph.outputs)
         missing = [n for n in wanted if n not in self._graph.outputs]
         if missing:
             raise InputError(
-                f"unknown output(s) {missing}; outputs are {list(self._graph.outputs)}"
+                f"unknown output(s) {missing}; the model's outputs are {list(self._graph.outputs)}"
             )
-        compiled = self._compiled({n: tuple(a.shape) for n, a in feeds.items()})
-        values = compiled.execute(feeds, self._record if self.profile else None)
-        return [values[n] for n in wanted]
+        compiled = self._compiled({n: a.shape for n, a in feeds.items()})
+        record = self._record if self._profiling else None
+        with self._lock:
+            self._runs += 1
+            run_id = self._runs
+        t0 = self._now_us()
+        values = compiled.execute(feeds, record, run_id)
+        if record is not None:
+            record({"kind": "run", "run": run_id, "start_us": t0, "end_us": self._now_us()})
+        # An output that is also an input comes back as a new array, as onnxruntime's does.
+        return [values[n].copy() if n in feeds else values[n] for n in wanted]
 
     def end_profiling(self, path: str | os.PathLike[str] | None = None) -> str:
-        """Write the measured timeline as a Chrome trace (Perfetto) and return its path."""
+        """Stop profiling and write the measured timeline as a Chrome trace; return its path.
+
+        The file (written atomically) opens in Perfetto and reads in ``hetnpu summary``,
+        ``hetnpu report`` and ``hetnpu trace-diff``. As with onnxruntime, profiling ends here.
+
+        Raises
+        ------
+        ConfigError
+            The session was not created with ``profile=True``.
+        """
         from hetnpu.traces.runtime import write_runtime_trace
 
+        if not self.profile:
+            raise ConfigError("end_profiling: the session was created without profile=True")
         target = path or f"hetnpu_profile_{time.strftime('%Y%m%d_%H%M%S')}.json"
         with self._lock:
+            self._profiling = False
             events = list(self._events)
-        write_runtime_trace(target, events, fallbacks=self.fallbacks)
+            plans = list(self._plans.values())
+        ort_events = [
+            (plan.uid, i, exe.profile_events())
+            for plan in plans
+            for i, exe in enumerate(plan.executables)
+            if hasattr(exe, "profile_events")
+        ]
+        write_runtime_trace(
+            target,
+            events,
+            ort_events,
+            meta={
+                "model": self._graph.model.graph.name,
+                "devices": self.devices,
+                "strategy": self.strategy,
+                "precision": self.precision,
+                "fallbacks": self.fallbacks,
+                "runs": self._runs,
+            },
+        )
         return os.fspath(target)
 
     # --- internals ------------------------------------------------------------------------
@@ -209,15 +296,18 @@ class InferenceSession:
     def _static_inputs(self) -> bool:
         return all(self._graph.tensors[n].is_static for n in self._graph.inputs)
 
-    def _latest_plan(self) -> _CompiledPlan:
-        if not self._plans:
-            raise InputError(
-                "the model has symbolic input dims: run it once (or pass input_shapes) first"
-            )
-        return next(reversed(self._plans.values()))
+    def _latest_plan(self) -> Any:
+        with self._lock:
+            if not self._plans:
+                raise InputError(
+                    "the model has symbolic input dims: run it once (or pass input_shapes) first"
+                )
+            return next(reversed(self._plans.values()))
 
     def _check_inputs(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
         names = list(self._graph.inputs)
+        if not isinstance(feed, Mapping):
+            raise InputError(f"input_feed must be a dict of name -> array, got {type(feed)}")
         unknown = [n for n in feed if n not in names]
         if unknown:
             raise InputError(f"unknown input(s) {unknown}; the model's inputs are {names}")
@@ -231,134 +321,82 @@ class InferenceSession:
             if not isinstance(value, np.ndarray):
                 raise InputError(f"input {n!r}: expected a numpy array, got {type(value).__name__}")
             if t.dtype != "undefined" and value.dtype != np.dtype(t.dtype):
-                raise InputError(f"input {n!r}: expected dtype {t.dtype}, got {value.dtype}")
-            if t.shape is not None and (
-                value.ndim != len(t.shape)
-                or any(d is not None and d != v for d, v in zip(t.shape, value.shape, strict=True))
-            ):
-                want = [
-                    d if d is not None else (s or "?")
-                    for d, s in zip(t.shape, t.symbols or (None,) * len(t.shape), strict=True)
+                raise InputError(
+                    f"input {n!r}: expected dtype {t.dtype} "
+                    f"({_ORT_TYPE.get(t.dtype, t.dtype)}), got {value.dtype}"
+                )
+            want = _dims(self._graph, n)
+            if want is not None:
+                if value.ndim != len(want):
+                    raise InputError(
+                        f"input {n!r}: expected rank {len(want)} (shape {want}), "
+                        f"got rank {value.ndim} (shape {list(value.shape)})"
+                    )
+                bad = [
+                    k
+                    for k, (d, v) in enumerate(zip(want, value.shape, strict=True))
+                    if isinstance(d, int) and d != v
                 ]
-                raise InputError(f"input {n!r}: expected shape {want}, got {list(value.shape)}")
+                if bad:
+                    raise InputError(
+                        f"input {n!r}: expected shape {want}, got {list(value.shape)} "
+                        f"(dim {bad[0]}: expected {want[bad[0]]}, got {value.shape[bad[0]]})"
+                    )
             out[n] = value
         return out
 
-    def _compiled(self, shapes: Mapping[str, Sequence[int | None]]) -> _CompiledPlan:
+    def _compiled(self, shapes: Mapping[str, Sequence[int | None]]) -> Any:
+        from hetnpu._session_plan import CompiledPlan
+
         key = tuple((n, tuple(shapes[n])) for n in self._graph.inputs)
         with self._lock:
             found = self._plans.get(key)
+        if found is not None:
+            return found
+        # One compilation at a time: concurrent first runs wait for one plan, not build two.
+        with self._compile_lock:
+            with self._lock:
+                found = self._plans.get(key)
             if found is not None:
-                self._plans[key] = self._plans.pop(key)  # most recently used last
                 return found
-        graph = (
-            self._graph
-            if self._static_inputs()
-            else load(self._source, input_shapes={n: list(s) for n, s in key})
-        )
-        compiled = _CompiledPlan(self, graph)
+            graph = (
+                self._graph
+                if self._static_inputs()
+                else load(self._source, input_shapes={n: list(s) for n, s in key})
+            )
+            compiled = CompiledPlan(self, graph)
+            with self._lock:
+                self._plans[key] = compiled
+            return compiled
+
+    def _stage_pool(self) -> ThreadPoolExecutor:
         with self._lock:
-            return self._plans.setdefault(key, compiled)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self._max_workers, thread_name_prefix="hetnpu-stage"
+                )
+            return self._pool
 
     def _record(self, event: dict[str, Any]) -> None:
         with self._lock:
-            self._events.append(event)
+            if self._profiling:
+                self._events.append(event)
 
     def _now_us(self) -> float:
         return (time.perf_counter() - self._t0) * 1e6
 
+    def close(self) -> None:
+        """Release every compiled stage and the stage threads; the session is unusable after."""
+        with self._lock:
+            plans, self._plans = list(self._plans.values()), {}
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        for plan in plans:
+            plan.close()
 
-class _CompiledPlan:
-    """A plan for one set of input shapes, with every stage compiled on its backend."""
+    def __enter__(self) -> InferenceSession:
+        return self
 
-    def __init__(self, session: InferenceSession, graph: Graph) -> None:
-        from hetnpu.scheduler import partition
-
-        self.session = session
-        self.graph = graph
-        self.plan = partition(
-            graph,
-            devices=session.devices,
-            strategy=session.strategy,
-            chip=session.chip,
-            affinity=session.affinity or None,
-            precision=session.precision,
-        )
-        self.executables: list[Executable] = []
-        for stage in self.plan.stages:
-            backend = session._backends[stage.device]
-            self.executables.append(
-                backend.compile(self.plan.export_stage(stage.id), session._options)
-            )
-        self._deps: dict[int, set[int]] = {s.id: set() for s in self.plan.stages}
-        producer = {t: s.id for s in self.plan.stages for t in s.outputs}
-        for s in self.plan.stages:
-            for t in s.inputs:
-                if t in producer and producer[t] != s.id:
-                    self._deps[s.id].add(producer[t])
-
-    def execute(self, feeds: dict[str, np.ndarray], record: Any) -> dict[str, np.ndarray]:
-        values: dict[str, np.ndarray] = dict(feeds)
-        stages = {s.id: s for s in self.plan.stages}
-        done: set[int] = set()
-        running: dict[Future, int] = {}
-        lock = threading.Lock()
-        workers = max(1, min(4, len(stages)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hetnpu-stage") as pool:
-            while len(done) < len(stages):
-                ready = [
-                    i
-                    for i in stages
-                    if i not in done and i not in running.values() and self._deps[i] <= done
-                ]
-                for i in ready:
-                    with lock:
-                        inputs = {t: values[t] for t in self.executables[i].input_names}
-                    running[pool.submit(self._run_stage, i, inputs, record)] = i
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    i = running.pop(fut)
-                    outputs = fut.result()
-                    with lock:
-                        values.update(outputs)
-                    done.add(i)
-        return values
-
-    def _run_stage(
-        self, i: int, inputs: dict[str, np.ndarray], record: Any
-    ) -> dict[str, np.ndarray]:
-        stage = self.plan.stages[i]
-        session = self.session
-        if record is not None:
-            t0 = session._now_us()
-        # The tensors a stage reads cross from their producer's memory into its device's: a
-        # real copy, as a host<->device memcpy is.
-        moved = {t: np.array(v, copy=True) for t, v in inputs.items()}
-        if record is not None:
-            t1 = session._now_us()
-            nbytes = sum(v.nbytes for v in moved.values())
-            record(
-                {
-                    "kind": "transfer",
-                    "stage": i,
-                    "device": stage.device,
-                    "start_us": t0,
-                    "end_us": t1,
-                    "bytes": nbytes,
-                    "tensors": sorted(moved),
-                }
-            )
-        outputs = self.executables[i].run(moved)
-        if record is not None:
-            record(
-                {
-                    "kind": "stage",
-                    "stage": i,
-                    "device": stage.device,
-                    "start_us": t1,
-                    "end_us": session._now_us(),
-                    "nodes": list(stage.nodes),
-                    "engine": getattr(self.executables[i], "engine", stage.device),
-                }
-            )
-        return outputs
+    def __exit__(self, *exc: object) -> None:
+        self.close()

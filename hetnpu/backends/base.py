@@ -39,6 +39,9 @@ class CompileOptions:
     """Where compiled artifacts (e.g. .om files) are cached, keyed by model hash."""
     profile: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)
+    """Backend-specific settings; ``ort_spinning`` (bool, default True) lets onnxruntime's
+    pool threads spin between runs, which the session turns off when a plan has several
+    stages."""
 
 
 @runtime_checkable

@@ -7,6 +7,7 @@ instead, so the CPU device runs everything either can; the executable's ``engine
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -28,11 +29,14 @@ class ReferenceExecutable:
         from onnx.reference import ReferenceEvaluator
 
         self._ref = ReferenceEvaluator(model)
+        # The evaluator keeps per-run state on its op objects: one run at a time.
+        self._lock = threading.Lock()
         self.input_names = tuple(i.name for i in model.graph.input)
         self.output_names = tuple(o.name for o in model.graph.output)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outs = self._ref.run(None, {n: feeds[n] for n in self.input_names})
+        with self._lock:
+            outs = self._ref.run(None, {n: feeds[n] for n in self.input_names})
         return {n: np.asarray(v) for n, v in zip(self.output_names, outs, strict=True)}
 
     def close(self) -> None:
@@ -55,9 +59,12 @@ class CpuBackend:
         )
 
         try:
-            exe = OrtExecutable(model, ["CPUExecutionProvider"], profile=options.profile)
-            exe.engine = "onnxruntime"  # type: ignore[attr-defined]
-            return exe
+            return OrtExecutable(
+                model,
+                ["CPUExecutionProvider"],
+                profile=options.profile,
+                spinning=bool(options.extra.get("ort_spinning", True)),
+            )
         except (NotImplemented, InvalidGraph, Fail) as ort_error:
             try:
                 return ReferenceExecutable(model)

@@ -35,7 +35,12 @@ class GpuBackend:
         if not status:
             raise BackendUnavailableError(f"gpu: {status.reason}")
         provider = ("CUDAExecutionProvider", {"device_id": options.device_id})
-        exe = OrtExecutable(model, [provider], profile=options.profile)
+        exe = OrtExecutable(
+            model,
+            [provider],
+            profile=options.profile,
+            spinning=bool(options.extra.get("ort_spinning", True)),
+        )
         # ORT silently assigns nodes without CUDA kernels to CPU; say where they ran.
         exe.engine = "onnxruntime-cuda"  # type: ignore[attr-defined]
         return exe

@@ -1,0 +1,294 @@
+"""A plan compiled for one set of input shapes: stages compiled on their backends, run in
+dependency order, with the tensors between them moved and converted for real.
+
+What crosses a stage boundary between two devices is copied (the memcpy a host<->device
+transfer is), and a tensor entering or leaving an NPU stage goes through the TransData the plan
+lists: it is converted into the NPU's layout (NC1HWC0 or FRACTAL_NZ, in fp16 unless the session
+is fp32) by :mod:`hetnpu.devices.layouts` and read back from it. The sim-npu executables take
+and return ND arrays, so both halves of each conversion run at the boundary, on the real data.
+Tensors staying on one device (host inputs read by a CPU stage, NPU stage to NPU stage) are
+passed by reference: no copy, as on the hardware.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hetnpu.errors import HetnpuError, InputError
+from hetnpu.scheduler.evaluate import HOST
+
+if TYPE_CHECKING:
+    from hetnpu.graph import Graph
+    from hetnpu.session import InferenceSession
+
+__all__ = ["CompiledPlan", "from_device", "to_device"]
+
+Record = Callable[[dict[str, Any]], None] | None
+_BLOCKED = ("NC1HWC0", "FRACTAL_NZ")
+_PLAN_IDS = itertools.count(1)
+
+
+def to_device(x: np.ndarray, layout: str, precision: str) -> np.ndarray:
+    """``x`` as the NPU holds it: in ``layout``, and in fp16 unless ``precision`` is fp32."""
+    from hetnpu.devices import layouts
+
+    if precision == "fp16" and x.dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            x = x.astype(np.float16)
+    if layout == "NC1HWC0":
+        return layouts.nchw_to_nc1hwc0(x)
+    return layouts.nd_to_fractal_nz(x)
+
+
+def from_device(
+    blocked: np.ndarray, layout: str, shape: tuple[int, ...], dtype: np.dtype
+) -> np.ndarray:
+    """The ND/NCHW array of ``shape`` and ``dtype`` that ``blocked`` (from :func:`to_device`)
+    holds."""
+    from hetnpu.devices import layouts
+
+    if layout == "NC1HWC0":
+        nd = layouts.nc1hwc0_to_nchw(blocked, shape[1])
+    else:
+        nd = layouts.fractal_nz_to_nd(blocked, shape)
+    return nd.astype(dtype, copy=False)
+
+
+class CompiledPlan:
+    """Partition ``graph`` for ``session``'s devices and compile every stage.
+
+    ``execute`` may be called from several threads at once: each call keeps its tensors in
+    its own dict, and executables are shared read-only.
+    """
+
+    def __init__(self, session: InferenceSession, graph: Graph) -> None:
+        from hetnpu.scheduler import partition
+
+        self.session = session
+        self.uid = next(_PLAN_IDS)
+        self.graph = graph
+        self.precision = session.precision
+        self.plan = partition(
+            graph,
+            devices=session.devices,
+            strategy=session.strategy,
+            chip=session.chip,
+            affinity=session.affinity or None,
+            precision=session.precision,
+        )
+        stages = self.plan.stages
+        options = session._options
+        if len(stages) > 1:
+            options = dataclasses.replace(options, extra={**options.extra, "ort_spinning": False})
+        self.executables = [
+            session._backends[s.device].compile(self.plan.export_stage(s.id), options)
+            for s in stages
+        ]
+        producer = {t: s.id for s in stages for t in s.outputs}
+        self.deps: list[frozenset[int]] = [
+            frozenset(producer[t] for t in s.inputs if t in producer and producer[t] != s.id)
+            for s in stages
+        ]
+        # Stage ids are a topological order; when each stage reads its predecessor that order
+        # is the only one, and a pool would only add hand-offs.
+        self.parallel = any(k - 1 not in self.deps[k] for k in range(1, len(stages)))
+        entering = {(td.tensor, td.stage): td for td in self.plan.transdata}
+        # Per stage: (tensor, producer stage or None for the host, source device, copy?, NPU
+        # layout to enter through or None).
+        self.moves: list[list[tuple[str, int | None, str, bool, str | None]]] = []
+        for s in stages:
+            moves = []
+            for t in self.executables[s.id].input_names:
+                src = stages[producer[t]].device if t in producer else HOST
+                td = entering.get((t, s.id))
+                layout = td.dst_layout if td is not None and td.dst_layout in _BLOCKED else None
+                moves.append((t, producer.get(t), src, src != s.device, layout))
+            self.moves.append(moves)
+        # Per stage: (tensor, NPU layout it leaves through or None, copy to the host?).
+        outputs = set(graph.outputs)
+        self.leaving: list[list[tuple[str, str | None, bool]]] = []
+        for s in stages:
+            leave = []
+            for t in s.outputs:
+                td = entering.get((t, s.id))
+                layout = td.src_layout if td is not None and td.src_layout in _BLOCKED else None
+                to_host = t in outputs and s.device != HOST
+                if layout is not None or to_host:
+                    leave.append((t, layout, to_host))
+            self.leaving.append(leave)
+        made = set(producer) | set(graph.inputs)
+        self.constants = self._constant_outputs([t for t in graph.outputs if t not in made])
+
+    def _constant_outputs(self, names: list[str]) -> dict[str, np.ndarray]:
+        """Graph outputs known before run time (folded constants, initializers)."""
+        if not names:
+            return {}
+        from onnx import numpy_helper
+
+        from hetnpu.backends.cpu import ReferenceExecutable
+        from hetnpu.graph.onnx_io import extract
+        from hetnpu.scheduler.plan import _constant_closure
+
+        inits = {i.name: i for i in self.graph.model.graph.initializer}
+        out = {n: numpy_helper.to_array(inits[n]) for n in names if n in inits}
+        rest = [n for n in names if n not in out]
+        if rest:
+            nodes = {p.name for n in rest if (p := self.graph.producer(n)) is not None}
+            nodes |= _constant_closure(self.graph, tuple(nodes))
+            model = extract(self.graph, nodes)
+            exe = ReferenceExecutable(model)
+            values = exe.run({})
+            out.update({n: values[n] for n in rest if n in values})
+        return out
+
+    def execute(self, feeds: dict[str, np.ndarray], record: Record, run: int) -> dict[str, Any]:
+        """Run every stage on ``feeds``; return every tensor by name (outputs included)."""
+        values: dict[str, Any] = dict(feeds)
+        n = len(self.plan.stages)
+        if not self.parallel:
+            for i in range(n):
+                values.update(self._run_stage(i, self._gather(i, values), record, run))
+        else:
+            pool = self.session._stage_pool()
+            done: set[int] = set()
+            running: dict[Future, int] = {}
+            submitted: set[int] = set()
+            while len(done) < n:
+                for i in range(n):
+                    if i not in submitted and self.deps[i] <= done:
+                        submitted.add(i)
+                        inputs = self._gather(i, values)
+                        running[pool.submit(self._run_stage, i, inputs, record, run)] = i
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    i = running.pop(fut)
+                    values.update(fut.result())
+                    done.add(i)
+        values.update(self.constants)
+        return values
+
+    def _gather(self, i: int, values: dict[str, Any]) -> dict[str, Any]:
+        return {t: values[t] for t, *_ in self.moves[i]}
+
+    def _run_stage(
+        self, i: int, inputs: dict[str, Any], record: Record, run: int
+    ) -> dict[str, np.ndarray]:
+        stage = self.plan.stages[i]
+        now = self.session._now_us
+        for t, src_stage, src, copy, layout in self.moves[i]:
+            if not copy and layout is None:
+                continue
+            value = inputs[t]
+            if copy:
+                t0 = now() if record else 0.0
+                value = np.array(value, copy=True)
+                if record:
+                    record(
+                        {
+                            "kind": "transfer",
+                            "run": run,
+                            "tensor": t,
+                            "plan": self.uid,
+                            "src_device": src,
+                            "dst_device": stage.device,
+                            "dst_stage": i,
+                            **({} if src_stage is None else {"src_stage": src_stage}),
+                            "bytes": int(value.nbytes),
+                            "start_us": t0,
+                            "end_us": now(),
+                        }
+                    )
+            if layout is not None:
+                value = self._transdata(value, layout, i, t, "in", record, run)
+            inputs[t] = value
+        t0 = now() if record else 0.0
+        try:
+            outputs = self.executables[i].run(inputs)
+        except HetnpuError:
+            raise
+        except Exception as exc:  # engines raise their own kinds; the user gets one of ours
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(
+                f"stage {i} ({stage.device}, nodes {stage.nodes[0]!r}..{stage.nodes[-1]!r}) "
+                f"failed on these inputs: {first}"
+            ) from exc
+        if record:
+            record(
+                {
+                    "kind": "stage",
+                    "plan": self.uid,
+                    "run": run,
+                    "stage": i,
+                    "device": stage.device,
+                    "engine": getattr(self.executables[i], "engine", stage.device),
+                    "nodes": len(stage.nodes),
+                    "start_us": t0,
+                    "end_us": now(),
+                }
+            )
+        for t, layout, to_host in self.leaving[i]:
+            value = outputs[t]
+            if layout is not None:
+                value = self._transdata(value, layout, i, t, "out", record, run)
+            if to_host:
+                t0 = now() if record else 0.0
+                value = np.array(value, copy=True)
+                if record:
+                    record(
+                        {
+                            "kind": "transfer",
+                            "run": run,
+                            "tensor": t,
+                            "src_device": stage.device,
+                            "plan": self.uid,
+                            "dst_device": "host",
+                            "src_stage": i,
+                            "bytes": int(value.nbytes),
+                            "start_us": t0,
+                            "end_us": now(),
+                        }
+                    )
+            outputs[t] = value
+        return outputs
+
+    def _transdata(
+        self,
+        value: np.ndarray,
+        layout: str,
+        stage: int,
+        tensor: str,
+        direction: str,
+        record: Record,
+        run: int,
+    ) -> np.ndarray:
+        t0 = self.session._now_us() if record else 0.0
+        blocked = to_device(value, layout, self.precision)
+        back = from_device(blocked, layout, value.shape, value.dtype)
+        if record:
+            outside = "NCHW" if layout == "NC1HWC0" else "ND"
+            src, dst = (outside, layout) if direction == "in" else (layout, outside)
+            record(
+                {
+                    "kind": "transdata",
+                    "run": run,
+                    "stage": stage,
+                    "device": self.plan.stages[stage].device,
+                    "tensor": tensor,
+                    "src_layout": src,
+                    "dst_layout": dst,
+                    "bytes": int(value.nbytes + blocked.nbytes),
+                    "start_us": t0,
+                    "end_us": self.session._now_us(),
+                }
+            )
+        return back
+
+    def close(self) -> None:
+        for exe in self.executables:
+            exe.close()
