@@ -197,7 +197,10 @@ class ExecutionPlan:
                             f"tensor {t!r} crosses into stage {s.id} ({s.device}) "
                             "without a transfer"
                         )
+        host_inputs = set(graph.inputs)  # an input passed straight through never leaves the host
         for t in graph.outputs:
+            if t in host_inputs:
+                continue
             if not graph.tensors[t].is_constant and (t, None) not in moved:
                 raise ScheduleError(f"graph output {t!r} has no transfer to the host")
 

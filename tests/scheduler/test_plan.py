@@ -179,3 +179,24 @@ def test_validate_catches_a_missing_transfer_and_a_cycle():
     )
     with pytest.raises(ScheduleError):
         dataclasses.replace(plan, stages=merged).validate()
+
+
+def test_a_graph_input_that_is_also_an_output_needs_no_transfer() -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    import hetnpu
+
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 3])
+    g = helper.make_graph([helper.make_node("Relu", ["X"], ["Y"], name="r")], "g", [x], [y, x])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m)
+    for strategy in ("capability", "heft"):
+        plan = hetnpu.partition(m, devices=["npu", "cpu"], strategy=strategy)
+        assert ("X", None) not in {(t.tensor, t.dst_stage) for t in plan.transfers}
+    feed = {"X": np.array([[-1, 0, 2], [3, -4, 5]], np.float32)}
+    y_out, x_out = hetnpu.InferenceSession(m, devices=["cpu"]).run(None, feed)
+    np.testing.assert_array_equal(x_out, feed["X"])
+    np.testing.assert_array_equal(y_out, np.maximum(feed["X"], 0))
