@@ -81,8 +81,9 @@ def unit_utilisation(source: Any) -> list[dict[str, Any]]:
     """Per (device, unit): busy µs, lanes having the unit, and busy over wall time × lanes.
 
     Lanes are the cores having the unit (idle ones included, when the trace names them).
-    Wall time is the device's span from its first op's start to its last op's end (the whole
-    trace's when the device runs no op of its own).
+    Wall time is the device's span from the first start to the last end of its ops and unit
+    spans (a measured run's stage and transfer lanes outlast the ops inside them; the whole
+    trace's span when the device has neither).
     """
     tr = _trace(source)
     busy: dict[tuple[str, str], float] = defaultdict(float)
@@ -91,9 +92,12 @@ def unit_utilisation(source: Any) -> list[dict[str, Any]]:
         busy[(u.device, u.unit)] += u.busy_us
         lanes[(u.device, u.unit)].add(u.lane)
     span: dict[str, tuple[float, float]] = {}
-    for o in tr.ops:
-        lo, hi = span.get(o.device, (o.start_us, o.start_us + o.dur_us))
-        span[o.device] = (min(lo, o.start_us), max(hi, o.start_us + o.dur_us))
+    for device, start, dur in [
+        *((o.device, o.start_us, o.dur_us) for o in tr.ops),
+        *((u.device, u.start_us, u.dur_us) for u in tr.units),
+    ]:
+        lo, hi = span.get(device, (start, start + dur))
+        span[device] = (min(lo, start), max(hi, start + dur))
     rows = []
     for (device, unit), b in sorted(busy.items()):
         lo, hi = span.get(device, (0.0, tr.wall_us))

@@ -11,7 +11,7 @@ import pytest
 import hetnpu
 from hetnpu.cli import main
 from hetnpu.errors import ConfigError
-from hetnpu.traces import check_trace, op_summary, read_trace
+from hetnpu.traces import check_trace, op_summary, read_trace, unit_utilisation
 from hetnpu.traces.runtime import GENERATOR
 from tests.runtime._models import SPLIT, branchy, small
 
@@ -93,6 +93,9 @@ def test_trace_tools_read_it(trace_path, tmp_path, capsys):
     assert "argmax" in (tmp_path / "ops.csv").read_text()
     assert main(["trace-diff", str(trace_path), str(trace_path)]) == 0
     assert main(["trace-check", str(trace_path)]) == 0
+    # Stage and transfer lanes outlast the ops inside them: utilisation stays a fraction.
+    units = unit_utilisation(trace_path)
+    assert units and all(0 <= u["utilisation"] <= 1 + 1e-9 for u in units)
 
 
 def test_profiling_a_whole_model_on_cpu(tmp_path):
