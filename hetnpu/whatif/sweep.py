@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ from hetnpu.errors import ConfigError, HetnpuError
 from hetnpu.whatif import store
 from hetnpu.whatif.grid import Study, is_run_key, normalise_run_value, point_key
 from hetnpu.whatif.worker import ModelRef, Task, load_graph, resolve_model, run_task, shapes_key
+
+_BROKEN_HINT = (
+    " (worker processes re-import the script that started the sweep: put the call under"
+    " `if __name__ == '__main__':`, or pass workers=1)"
+)
 
 __all__ = ["PreparedSweep", "SweepResult", "prepare", "run_study", "run_sweep"]
 
@@ -347,7 +353,8 @@ def run_study(
                             except Exception as exc:  # the worker itself died or was lost
                                 result = {
                                     "status": "error",
-                                    "error": f"worker failed: {type(exc).__name__}: {exc}",
+                                    "error": f"worker failed: {type(exc).__name__}: {exc}"
+                                    + _BROKEN_HINT * isinstance(exc, BrokenProcessPool),
                                 }
                             finish(futures[fut], result)
                     except BaseException:
