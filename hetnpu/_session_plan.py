@@ -186,24 +186,8 @@ class CompiledPlan:
                 continue
             value = inputs[t]
             if copy:
-                t0 = now() if record else 0.0
-                value = np.array(value, copy=True)
-                if record:
-                    record(
-                        {
-                            "kind": "transfer",
-                            "run": run,
-                            "tensor": t,
-                            "plan": self.uid,
-                            "src_device": src,
-                            "dst_device": stage.device,
-                            "dst_stage": i,
-                            **({} if src_stage is None else {"src_stage": src_stage}),
-                            "bytes": int(value.nbytes),
-                            "start_us": t0,
-                            "end_us": now(),
-                        }
-                    )
+                where = {"dst_stage": i, **({} if src_stage is None else {"src_stage": src_stage})}
+                value = self._copy(value, t, src, stage.device, where, record, run)
             if layout is not None:
                 value = self._transdata(value, layout, i, t, "in", record, run)
             inputs[t] = value
@@ -237,25 +221,39 @@ class CompiledPlan:
             if layout is not None:
                 value = self._transdata(value, layout, i, t, "out", record, run)
             if to_host:
-                t0 = now() if record else 0.0
-                value = np.array(value, copy=True)
-                if record:
-                    record(
-                        {
-                            "kind": "transfer",
-                            "run": run,
-                            "tensor": t,
-                            "src_device": stage.device,
-                            "plan": self.uid,
-                            "dst_device": "host",
-                            "src_stage": i,
-                            "bytes": int(value.nbytes),
-                            "start_us": t0,
-                            "end_us": now(),
-                        }
-                    )
+                value = self._copy(value, t, stage.device, "host", {"src_stage": i}, record, run)
             outputs[t] = value
         return outputs
+
+    def _copy(
+        self,
+        value: np.ndarray,
+        tensor: str,
+        src: str,
+        dst: str,
+        where: dict[str, int],
+        record: Record,
+        run: int,
+    ) -> np.ndarray:
+        """Copy ``value`` across devices (a real copy), recording the transfer if profiling."""
+        t0 = self.session._now_us() if record else 0.0
+        value = np.array(value, copy=True)
+        if record:
+            record(
+                {
+                    "kind": "transfer",
+                    "run": run,
+                    "tensor": tensor,
+                    "plan": self.uid,
+                    "src_device": src,
+                    "dst_device": dst,
+                    **where,
+                    "bytes": int(value.nbytes),
+                    "start_us": t0,
+                    "end_us": self.session._now_us(),
+                }
+            )
+        return value
 
     def _transdata(
         self,

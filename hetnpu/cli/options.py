@@ -17,6 +17,11 @@ InputShapeOpt = Annotated[
 ]
 
 
+StrategyOpt = Annotated[
+    str, typer.Option("--strategy", help="capability, affinity, heft or exact.")
+]
+
+
 def parse_input_shapes(items: list[str] | None) -> dict[str, list[int]] | None:
     """Parse ``NAME=d0,d1,...`` items into a mapping; ``None`` when none were given."""
     if not items:

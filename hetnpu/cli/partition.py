@@ -9,7 +9,7 @@ import typer
 
 from hetnpu.atomic import atomic_write_bytes, atomic_write_text
 from hetnpu.cli.app import app
-from hetnpu.cli.options import InputShapeOpt, parse_input_shapes
+from hetnpu.cli.options import InputShapeOpt, StrategyOpt, parse_input_shapes
 
 _EXAMPLES = """
 Examples:
@@ -30,9 +30,7 @@ def partition(
     devices: Annotated[
         str, typer.Option("--devices", help="Devices in priority order: npu, sim-npu, gpu, cpu.")
     ] = "npu,cpu",
-    strategy: Annotated[
-        str, typer.Option("--strategy", help="capability, affinity, heft or exact.")
-    ] = "capability",
+    strategy: StrategyOpt = "capability",
     affinity: Annotated[
         list[str] | None,
         typer.Option(

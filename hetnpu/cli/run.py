@@ -13,7 +13,7 @@ import typer
 
 from hetnpu.atomic import atomic_open
 from hetnpu.cli.app import app
-from hetnpu.cli.options import InputShapeOpt, parse_input_shapes
+from hetnpu.cli.options import InputShapeOpt, StrategyOpt, parse_input_shapes
 from hetnpu.errors import InputError
 
 _NP_TYPE = {
@@ -103,9 +103,7 @@ def run(
     devices: Annotated[
         str, typer.Option("--devices", help="Devices by preference, e.g. sim-npu,cpu.")
     ] = "cpu",
-    strategy: Annotated[
-        str, typer.Option("--strategy", help="capability, affinity, heft or exact.")
-    ] = "capability",
+    strategy: StrategyOpt = "capability",
     precision: Annotated[
         str, typer.Option("--precision", help="NPU precision: fp16 or fp32 (force_fp32).")
     ] = "fp16",

@@ -45,6 +45,7 @@ __all__ = [
     "Mailbox",
     "compile_program",
     "run_core",
+    "set_flags",
     "unit_process",
 ]
 
@@ -171,6 +172,17 @@ class Mailbox:
         self.event: simpy.Event | None = None
 
 
+def set_flags(sets: tuple[int, ...], flags: list[int], waiters: list[Any]) -> None:
+    """set_flag for each id: wake the pipe waiting on it, or count it for a later wait."""
+    for f in sets:
+        w = waiters[f]
+        if w is not None:
+            waiters[f] = None
+            w.succeed()
+        else:
+            flags[f] += 1
+
+
 def unit_process(env: simpy.Environment, box: Mailbox, hbm: Bus, l2: Bus) -> Iterator[simpy.Event]:
     """One unit of one core for the whole run: wait for a queue, run it, report, repeat.
 
@@ -186,13 +198,7 @@ def unit_process(env: simpy.Environment, box: Mailbox, hbm: Bus, l2: Bus) -> Ite
         queue, t0, flags, waiters, remaining, out, slot, rec, done = job
 
         def land(ev: simpy.Event, flags: list[int] = flags, waiters: list[Any] = waiters) -> None:
-            for f in ev.value:
-                w = waiters[f]
-                if w is not None:
-                    waiters[f] = None
-                    w.succeed()
-                else:
-                    flags[f] += 1
+            set_flags(ev.value, flags, waiters)
 
         # The hot loop of the simulator: one timeout per instruction. Waiting for the issue time
         # is folded into that timeout (the unit is idle either way).
@@ -241,13 +247,8 @@ def unit_process(env: simpy.Environment, box: Mailbox, hbm: Bus, l2: Bus) -> Ite
                 # The read's data lands after the round trip; the engine goes on meanwhile.
                 timeout(lag, sets).callbacks.append(land)
                 continue
-            for f in sets:
-                w = waiters[f]
-                if w is not None:
-                    waiters[f] = None
-                    w.succeed()
-                else:
-                    flags[f] += 1
+            if sets:
+                set_flags(sets, flags, waiters)
         if landed > env._now:
             yield timeout(landed - env._now)
         out[slot] = (first, env.now, busy, len(queue))
