@@ -32,6 +32,7 @@ from hetnpu.errors import ConfigError
 __all__ = [
     "KINDS",
     "Preset",
+    "flatten_table",
     "load_cpu",
     "load_gpu",
     "load_npu",
@@ -126,11 +127,13 @@ def _parse(doc: _Doc) -> dict[str, Any]:
         raise ConfigError(f"{doc.shown}: invalid TOML: {exc}") from None
 
 
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_table(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested TOML tables as dotted keys: ``{"host_link": {"bytes_per_s": 1}}`` →
+    ``{"host_link.bytes_per_s": 1}``."""
     out: dict[str, Any] = {}
     for key, value in table.items():
         if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten_table(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -168,7 +171,7 @@ def _resolve(doc: _Doc, chain: tuple[_Doc, ...] = ()) -> _Merged:
         merged.data[key] = (
             {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
         )
-    for key in _flatten(raw):
+    for key in flatten_table(raw):
         merged.origins[key] = doc.shown
         if key not in _UNSOURCED:  # an inherited source describes the inherited value, not this one
             merged.sources[key] = f"set in {doc.shown} (no source given)"
@@ -177,7 +180,7 @@ def _resolve(doc: _Doc, chain: tuple[_Doc, ...] = ()) -> _Merged:
         merged.data["inherits"] = parent
         merged.data["name"] = raw.get("name", doc.stem)  # a derived chip is named after its file
     known = flat_keys(KINDS[merged.kind or "npu"])
-    for key, text in _flatten(sources).items():
+    for key, text in flatten_table(sources).items():
         if key not in known:
             close = difflib.get_close_matches(key, known, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hetnpu.devices.presets import flatten_table
 from hetnpu.errors import ConfigError
 
 __all__ = [
@@ -203,17 +204,6 @@ def timing_code_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    # TOML turns ``shape.input = [...]`` and ``host_link.bytes_per_s`` into nested tables.
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 @dataclass(frozen=True)
 class Study:
     """A sweep: a model, a base chip, and the points to simulate.
@@ -311,12 +301,12 @@ class Study:
             chip = str((path.parent / chip).resolve())
 
         def lists(table: dict[str, Any]) -> dict[str, list[Any]]:
-            return {k: v if isinstance(v, list) else [v] for k, v in _flatten(table).items()}
+            return {k: v if isinstance(v, list) else [v] for k, v in flatten_table(table).items()}
 
         return cls(
             model=model,
             chip=chip,
             grid=lists(data.get("grid", {})),
             zipped=lists(data.get("zip", {})),
-            fixed=_flatten(data.get("fixed", {})),
+            fixed=flatten_table(data.get("fixed", {})),
         )
