@@ -64,7 +64,10 @@ def test_emitted_trace_is_valid_and_complete(sim, tmp_path, level) -> None:
     assert {lane[(e["pid"], e["tid"])] for e in ends.values()} == {"MTE2"}
     # Bandwidth counters: one step per timed op and a final zero.
     counters = [e for e in events if e["ph"] == "C"]
-    assert len(counters) == len(ops) + 1 and counters[-1]["args"] == {"HBM GB/s": 0.0, "L2 GB/s": 0.0}
+    assert len(counters) == len(ops) + 1 and counters[-1]["args"] == {
+        "HBM GB/s": 0.0,
+        "L2 GB/s": 0.0,
+    }
     other = trace["otherData"]
     spec = sim.spec
     m0, k0, n0 = spec.cube_mkn_fp16
