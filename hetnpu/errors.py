@@ -13,6 +13,8 @@ __all__ = [
     "HetnpuError",
     "InputError",
     "ModelError",
+    "NumericOverflowError",
+    "NumericOverflowWarning",
     "ScheduleError",
     "UnsupportedOpError",
 ]
@@ -44,3 +46,14 @@ class BackendUnavailableError(HetnpuError):
 
 class InputError(HetnpuError):
     """Inputs fed to a session do not match the model (name, dtype or shape)."""
+
+
+class NumericOverflowError(HetnpuError):
+    """An NPU op's fp16 result left fp16's range; the message names the first such node."""
+
+
+class NumericOverflowWarning(UserWarning):
+    """As :class:`NumericOverflowError`, issued instead when the session is not strict.
+
+    A warning rather than an error by default, as the chip sets its overflow flag and carries on.
+    """

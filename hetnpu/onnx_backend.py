@@ -8,11 +8,13 @@ This lets onnx's own conformance suite (``onnx.backend.test.BackendTest``) run a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import onnx
+from onnx import helper
 from onnx.backend.base import Backend, BackendRep
 
 __all__ = ["HetnpuBackend", "HetnpuRep", "configured"]
@@ -25,12 +27,15 @@ class HetnpuRep(BackendRep):
         self.session = session
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+        """Run on ``inputs``: a dict by name, or a sequence in the order of the model's inputs."""
         names = [i.name for i in self.session.get_inputs()]
         if isinstance(inputs, dict):
             feed = dict(inputs)
         else:
             seq = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
             feed = dict(zip(names, seq, strict=False))
+        # onnx's suite feeds 0-d values as numpy scalars (np.float32(2.0)); they are tensors.
+        feed = {k: np.asarray(v) if isinstance(v, np.generic) else v for k, v in feed.items()}
         return tuple(self.session.run(None, feed))
 
 
@@ -57,7 +62,11 @@ class HetnpuBackend(Backend):
         from hetnpu.session import InferenceSession
 
         super().prepare(model, device, **kwargs)
-        return HetnpuRep(InferenceSession(model, devices=list(cls.devices), **cls.session_options))
+        options = dict(cls.session_options)
+        if "chip" not in options:
+            # The default chip, loaded once rather than once per model.
+            options["chip"] = _default_chip()
+        return HetnpuRep(InferenceSession(model, devices=list(cls.devices), **options))
 
     @classmethod
     def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU", **kwargs: Any):  # type: ignore[no-untyped-def]
@@ -69,10 +78,51 @@ class HetnpuBackend(Backend):
         node: onnx.NodeProto,
         inputs: Any,
         device: str = "CPU",
-        outputs_info=None,
+        outputs_info: Sequence[tuple[Any, tuple[int, ...]]] | None = None,
         **kwargs: Any,
-    ):  # type: ignore[no-untyped-def]
-        raise NotImplementedError("hetnpu runs whole models; onnx's suite uses run_model")
+    ) -> tuple[np.ndarray, ...]:
+        """Run one node: it becomes a one-node model whose inputs are typed from ``inputs``."""
+        super().run_node(node, inputs, device=device, outputs_info=outputs_info, **kwargs)
+        names = [n for n in node.input if n]
+        arrays = (
+            [np.asarray(inputs[n]) for n in names]
+            if isinstance(inputs, dict)
+            else [np.asarray(v) for v in inputs]
+        )
+        graph_inputs = [
+            helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+            for n, a in zip(names, arrays, strict=True)
+        ]
+        opset = int(kwargs.get("opset_version", onnx.defs.onnx_opset_version()))
+        probe = helper.make_model(
+            helper.make_graph([node], "node", graph_inputs, []),
+            opset_imports=[helper.make_opsetid(node.domain or "", opset)],
+        )
+        inferred = {
+            vi.name: vi for vi in onnx.shape_inference.infer_shapes(probe).graph.value_info
+        }
+        outputs = []
+        for i, name in enumerate(o for o in node.output if o):
+            if outputs_info is not None:
+                dtype, shape = outputs_info[i]
+                elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+                outputs.append(helper.make_tensor_value_info(name, elem, shape))
+            elif name in inferred:
+                outputs.append(inferred[name])
+            else:
+                outputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+        model = helper.make_model(
+            helper.make_graph([node], "node", graph_inputs, outputs),
+            opset_imports=list(probe.opset_import),
+        )
+        return cls.prepare(model, device).run(dict(zip(names, arrays, strict=True)))
+
+
+@functools.cache
+def _default_chip() -> Any:
+    from hetnpu import chips
+
+    return chips.load("ascend910")
 
 
 def configured(devices: Sequence[str] = ("cpu",), **session_options: Any) -> type[HetnpuBackend]:

@@ -12,8 +12,9 @@ What the Da Vinci core does, and so what this module reproduces (ascend-facts §
   accumulate in fp32, and a result that leaves fp16's range is an overflow, as the chip's
   overflow flag reports. In fp32 mode (ATC's force_fp32) nothing is rounded.
 
-Left out: int8 quantisation scales, the exact order of fp32 additions inside one fractal
-(numpy's), and saturation modes (an overflow is reported, and the value becomes inf).
+Left out: int8 quantisation scales, the order of the fp32 additions (BLAS's, over the whole K
+dimension, rather than fractal by fractal), and saturation modes (an overflow is reported, and
+the value becomes inf).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from hetnpu.devices import layouts
 
-__all__ = ["FP16_MAX", "conv2d", "fractal_matmul", "matmul"]
+__all__ = ["FP16_MAX", "conv2d", "fixpipe", "fractal_matmul", "matmul"]
 
 FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 
@@ -39,9 +40,10 @@ def _k0(precision: str) -> int:
 def fractal_matmul(a: np.ndarray, b: np.ndarray, precision: str = "fp16") -> np.ndarray:
     """``a @ b`` for 2-D operands the way the Cube computes it; returns the fp32 accumulator.
 
-    Both operands go through FRACTAL_NZ (A) and the K-major fractal order (B), are cut into
-    fractals, and the product accumulates one K-block at a time in fp32, as successive ``mmad``
-    instructions accumulate into L0C.
+    A goes to FRACTAL_NZ as L0A holds it, B^T to FRACTAL_NZ (the K-major "nZ" order of L0B),
+    both cut into fractals; the product accumulates one K-block at a time in fp32 into an
+    accumulator laid out as L0C holds it (FRACTAL_NZ with 16-column fractals), as successive
+    ``mmad`` instructions accumulate, and is converted back to ND on the way out.
     """
     dtype = _operand_dtype(precision)
     m, k = a.shape
@@ -51,24 +53,31 @@ def fractal_matmul(a: np.ndarray, b: np.ndarray, precision: str = "fp16") -> np.
     k0 = _k0(precision)
     a = a.astype(dtype, copy=False)
     b = b.astype(dtype, copy=False)
-    # A (M, K) in NZ: (K1, M1*16, K0). B^T (N, K) in NZ gives (K1, N1*16, K0): the "nZ" order of
-    # L0B, K0 elements of one output column contiguous.
-    a_nz = layouts.nd_to_fractal_nz(a, w0=k0).reshape(-1, _ceil(m, 16) * 16, k0)
-    bt_nz = layouts.nd_to_fractal_nz(np.ascontiguousarray(b.T), w0=k0).reshape(
-        -1, _ceil(n, 16) * 16, k0
+    # A (M, K) in NZ: (K1, M1*16, K0). B^T (N, K) in NZ: (K1, N1*16, K0), K0 elements of one
+    # output column contiguous.
+    a_nz = layouts.nd_to_fractal_nz(a, w0=k0, merged=True)
+    bt_nz = layouts.nd_to_fractal_nz(np.ascontiguousarray(b.T), w0=k0, merged=True)
+    m_pad, n_pad = a_nz.shape[1], bt_nz.shape[1]
+    n1 = n_pad // layouts.CUBE_SIZE
+    # Every (M0, K0) x (K0, N0) fractal product summed over the K-blocks, in fp32: one
+    # contraction over (K1, K0) rather than a Python loop of mmads, same arithmetic.
+    acc = np.tensordot(
+        a_nz.astype(np.float32, copy=False), bt_nz.astype(np.float32, copy=False), ([0, 2], [0, 2])
     )
-    acc = np.zeros((a_nz.shape[1], bt_nz.shape[1]), np.float32)
-    for kb in range(a_nz.shape[0]):
-        acc += a_nz[kb].astype(np.float32) @ bt_nz[kb].astype(np.float32).T
-    return acc[:m, :n]
+    l0c = acc.reshape(m_pad, n1, layouts.CUBE_SIZE).transpose(1, 0, 2)  # L0C: (N1, M1*16, N0)
+    return layouts.fractal_nz_to_nd(l0c, (m, n))
 
 
 def _ceil(x: int, m: int) -> int:
     return -(-x // m)
 
 
-def _fixpipe(acc: np.ndarray, precision: str) -> np.ndarray:
-    """The cast on the way out of L0C: fp32 accumulator to the output dtype."""
+def fixpipe(acc: np.ndarray, precision: str) -> np.ndarray:
+    """The cast on the way out of L0C: fp32 accumulator to fp16 (fp16 mode) or fp32.
+
+    In fp16 mode a value beyond fp16's range becomes inf here, where the chip sets its
+    overflow flag.
+    """
     if precision != "fp16":
         return acc.astype(np.float32)
     with np.errstate(over="ignore"):
@@ -76,16 +85,17 @@ def _fixpipe(acc: np.ndarray, precision: str) -> np.ndarray:
 
 
 def matmul(a: np.ndarray, b: np.ndarray, precision: str = "fp16") -> np.ndarray:
-    """numpy-``matmul`` semantics (batch broadcasting, 1-D operands) on the Cube."""
+    """numpy-``matmul`` semantics (batch broadcasting, 1-D operands) on the Cube.
+
+    Returns the fp32 accumulator; :func:`fixpipe` gives the value the chip writes out.
+    """
     a_vec, b_vec = a.ndim == 1, b.ndim == 1
     a2 = a[None, :] if a_vec else a
     b2 = b[:, None] if b_vec else b
     batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
     a3 = np.broadcast_to(a2, (*batch, *a2.shape[-2:])).reshape(-1, *a2.shape[-2:])
     b3 = np.broadcast_to(b2, (*batch, *b2.shape[-2:])).reshape(-1, *b2.shape[-2:])
-    out = np.stack(
-        [_fixpipe(fractal_matmul(x, y, precision), precision) for x, y in zip(a3, b3, strict=True)]
-    )
+    out = np.stack([fractal_matmul(x, y, precision) for x, y in zip(a3, b3, strict=True)])
     out = out.reshape(*batch, a2.shape[-2], b2.shape[-1])
     if a_vec:
         out = out[..., 0, :]
@@ -107,7 +117,8 @@ def conv2d(
 ) -> np.ndarray:
     """A 2-D convolution as the NPU runs it: NC1HWC0 input, FRACTAL_Z weights, img2col, mmad.
 
-    ``pads`` is ONNX's (top, left, bottom, right). Returns NCHW in the output dtype.
+    ``pads`` is ONNX's (top, left, bottom, right). Returns the fp32 accumulator as NCHW, bias
+    included (it joins the accumulator before the cast); :func:`fixpipe` gives what is written.
     """
     dtype = _operand_dtype(precision)
     n, _, h, wd = x.shape
@@ -141,5 +152,5 @@ def conv2d(
             acc = acc + bg
         # L0C holds the result fractal by fractal: it leaves as NC1HWC0 (C0 = 16).
         out5 = acc.reshape(n, ho, wo, -1, 16).transpose(0, 3, 1, 2, 4)
-        outs.append(layouts.nc1hwc0_to_nchw(_fixpipe(out5, precision), cout_g))
+        outs.append(layouts.nc1hwc0_to_nchw(out5, cout_g))
     return np.concatenate(outs, axis=1)

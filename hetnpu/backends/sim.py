@@ -27,19 +27,11 @@ from onnx.reference.ops import load_op
 
 from hetnpu.backends import npu_numerics
 from hetnpu.backends.base import Availability, CompileOptions, Executable
-from hetnpu.errors import ConfigError, HetnpuError
+from hetnpu.errors import ConfigError, NumericOverflowError, NumericOverflowWarning
 
 __all__ = ["NumericOverflowError", "NumericOverflowWarning", "SimNpuBackend", "SimNpuExecutable"]
 
 PRECISIONS = ("fp16", "fp32")
-
-
-class NumericOverflowWarning(UserWarning):
-    """An NPU op's fp16 result left fp16's range (|x| > 65504)."""
-
-
-class NumericOverflowError(HetnpuError):
-    """As :class:`NumericOverflowWarning`, raised instead when the session is strict."""
 
 
 # The first overflow of the run in progress: (node name, op type, largest magnitude).
@@ -56,8 +48,24 @@ def _round(value: Any, precision: str) -> Any:
         return value.astype(np.float16).astype(value.dtype)
 
 
-def _note_overflow(node: onnx.NodeProto, before: Any, after: Any) -> None:
-    if not isinstance(after, np.ndarray) or after.dtype.kind != "f":
+def _input_cast(name: str) -> onnx.NodeProto:
+    """The cast of stage input ``name`` into device memory, as a node for overflow reports."""
+    return onnx.helper.make_node("Cast", [name], [name], name=f"input {name}")
+
+
+def _is_float(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+
+
+def _note_overflow(node: onnx.NodeProto, inputs: tuple, before: Any, after: Any) -> None:
+    """Record ``node`` if its fp16 result ``after`` left the range, as the overflow flag does.
+
+    ``before`` is the result ahead of the cast to fp16. Flagged: an element finite before the
+    cast and not after it (|x| beyond 65504), or a non-finite element computed from inputs that
+    were all finite (fp16 arithmetic that overflowed, e.g. Exp, or an invalid operation).
+    Non-finite values that came in through the inputs were flagged where they arose.
+    """
+    if not _is_float(after):
         return
     bad = ~np.isfinite(after)
     if not bad.any():
@@ -65,107 +73,188 @@ def _note_overflow(node: onnx.NodeProto, before: Any, after: Any) -> None:
     log = _overflow.get()
     if log is None or log:
         return
-    finite_before = np.isfinite(before) if isinstance(before, np.ndarray) else bad
+    finite_before = np.isfinite(before) if _is_float(before) else ~bad
+    cast_overflow = bool((bad & finite_before).any())
+    finite_inputs = all(np.isfinite(x).all() for x in inputs if _is_float(x))
+    if not (cast_overflow or finite_inputs):
+        return
     worst = (
-        float(np.nanmax(np.abs(np.where(finite_before, before, 0))))
-        if finite_before.any()
+        float(np.max(np.abs(np.where(finite_before, before, 0))))
+        if _is_float(before) and finite_before.any()
         else float("inf")
     )
-    log.append((node.name, node.op_type, worst))
+    log.append((node.name or node.output[0], node.op_type, worst))
 
 
-def _vector_op(base: type[OpRun], precision: str) -> type[OpRun]:
-    """``base`` (a reference op) computing on fp16-rounded inputs with an fp16-rounded result."""
+def _inference_batch_norm(base: type[OpRun]) -> type[OpRun]:
+    """``base`` normalising with the running statistics when the node has only output Y.
+
+    Before opset 14, BatchNormalization's ``momentum`` has a default, and the reference
+    implementation takes its presence for training mode, normalising with the batch's own
+    statistics. A one-output node is inference (the spec: mean and var are outputs only in
+    training), as onnxruntime and the NPU run it.
+    """
+    from onnx.reference.ops.op_batch_normalization import _batchnorm_test_mode
+
+    def _run(self, x, scale, bias, mean, var, epsilon=None, momentum=None, **kwargs):  # type: ignore[no-untyped-def]
+        if len(self.onnx_node.output) == 1:
+            eps = 1e-5 if epsilon is None else epsilon
+            return (_batchnorm_test_mode(x, scale, bias, mean, var, epsilon=eps),)
+        return base._run(self, x, scale, bias, mean, var, epsilon=epsilon, momentum=momentum)
+
+    return type(base.__name__, (base,), {"_run": _run})
+
+
+class _Lrn(OpRun):
+    """LRN across channels, as the spec defines it.
+
+    onnx's reference implementation loops over the batch axis where it means the channel axis,
+    so every channel but the first is left unnormalised.
+    """
+
+    op_domain = ""
+
+    def _run(self, x, alpha=None, beta=None, bias=None, size=None):  # type: ignore[no-untyped-def]
+        alpha = 1e-4 if alpha is None else alpha
+        beta = 0.75 if beta is None else beta
+        bias = 1.0 if bias is None else bias
+        before, after = (size - 1) // 2, -(-(size - 1) // 2)
+        square = np.square(x.astype(np.float32))
+        # Window sums over channels [c - before, c + after] by a cumulative sum.
+        padded = np.pad(square, [(0, 0), (before + 1, after)] + [(0, 0)] * (x.ndim - 2))
+        csum = np.cumsum(padded, axis=1)
+        window = csum[:, size:] - csum[:, :-size]
+        y = x / (bias + (alpha / size) * window) ** beta
+        return (y.astype(x.dtype),)
+
+
+def _vector_op(op_type: str, opset: int, precision: str) -> type[OpRun]:
+    """The reference ``op_type`` computing on fp16-rounded inputs with an fp16-rounded result.
+
+    The class is named ``op_type`` (the evaluator matches new ops by class name; the reference
+    class may be a versioned ``Softmax_1``) and carries the schema of ``opset`` explicitly (a
+    class named ``Softmax`` would otherwise get the latest version's defaults).
+    """
+    # Scatter (deprecated at opset 11) is ScatterElements under its old name; the reference
+    # evaluator implements only the new one.
+    base = load_op("", "ScatterElements" if op_type == "Scatter" else op_type, opset)
+    if op_type == "BatchNormalization" and opset < 14:
+        base = _inference_batch_norm(base)
+    if op_type == "LRN":
+        base = _Lrn
 
     def run(self: OpRun, *args: Any, **kwargs: Any) -> Any:
         args = tuple(_round(a, precision) for a in args)
         outs = base.run(self, *args, **kwargs)
         rounded = tuple(_round(o, precision) for o in outs)
         for before, after in zip(outs, rounded, strict=True):
-            _note_overflow(self.onnx_node, before, after)
+            _note_overflow(self.onnx_node, args, before, after)
         return rounded
 
-    return type(base.__name__, (base,), {"run": run, "op_domain": ""})
+    schema = onnx.defs.get_schema(op_type, opset, "")
+    return type(op_type, (base,), {"run": run, "op_domain": "", "op_schema": schema})
 
 
 def _cube_ops(precision: str) -> list[type[OpRun]]:
-    """Conv, MatMul and Gemm on the Cube, through the NPU's layouts."""
+    """Conv, MatMul and Gemm on the Cube, through the NPU's layouts.
 
-    def finish(self: OpRun, result: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray]:
-        # ``result`` left L0C through the fp16 cast already; an overflow there is an inf now.
-        out = result.astype(dtype)
-        _note_overflow(self.onnx_node, out, out)
-        return (out,)
+    Float operands only: integer MatMul/Conv are not Cube work in fp16/fp32 mode, and run as
+    onnx's reference computes them (exactly, as the AI CPU would).
+    """
+
+    def finish(self: OpRun, inputs: tuple, acc: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray]:
+        # FixPipe casts the fp32 accumulator on its way out of L0C; in fp16 mode that is where
+        # a too-large result becomes inf and the overflow flag is set.
+        out = npu_numerics.fixpipe(acc, precision)
+        _note_overflow(self.onnx_node, inputs, acc, out)
+        return (out.astype(dtype, copy=False),)
+
+    def reference(self: OpRun, op_type: str, args: tuple, kwargs: dict) -> tuple:
+        ref = load_op("", op_type)
+        return ref._run(self, *args, **kwargs)  # type: ignore[call-arg]
+
+    def floats(*arrays: Any) -> bool:
+        return all(a is None or _is_float(a) for a in arrays)
 
     class MatMul(OpRun):
         op_domain = ""
 
         def _run(self, a, b):  # type: ignore[no-untyped-def]
-            return finish(self, npu_numerics.matmul(a, b, precision), a.dtype)
+            if not floats(a, b):
+                return reference(self, "MatMul", (a, b), {})
+            return finish(self, (a, b), npu_numerics.matmul(a, b, precision), a.dtype)
 
     class Gemm(OpRun):
         op_domain = ""
 
         def _run(self, a, b, c=None, alpha=None, beta=None, transA=None, transB=None):  # type: ignore[no-untyped-def]
+            if not floats(a, b, c):
+                kw = dict(alpha=alpha, beta=beta, transA=transA, transB=transB)
+                return reference(self, "Gemm", (a, b, c), kw)
+            inputs = (a, b) if c is None else (a, b, c)
             a = a.T if transA else a
             b = b.T if transB else b
-            y = npu_numerics.matmul(a, b, precision).astype(np.float32)
+            acc = npu_numerics.matmul(a, b, precision)
             if alpha not in (None, 1.0):
-                y = y * np.float32(alpha)
+                acc = acc * np.float32(alpha)
             if c is not None:
-                y = y + np.float32(1.0 if beta is None else beta) * _round(c, precision)
-            return finish(self, _round(y, precision), a.dtype)
+                # C joins the accumulator (as a bias) before the cast out of L0C.
+                acc = acc + np.float32(1.0 if beta is None else beta) * _round(c, precision)
+            return finish(self, inputs, acc.astype(np.float32, copy=False), a.dtype)
 
     class Conv(OpRun):
         op_domain = ""
 
-        def _run(
+        def _run(  # type: ignore[no-untyped-def]
             self,
             x,
             w,
             b=None,
             auto_pad=None,
             dilations=None,
-            group=None,  # type: ignore[no-untyped-def]
+            group=None,
             kernel_shape=None,
             pads=None,
             strides=None,
         ):
-            if x.ndim != 4:
-                # Only 2-D convolutions use the 5HD path here; others compute as the Vector would.
-                ref = load_op("", "Conv")
-                return tuple(
-                    _round(o, precision)
-                    for o in ref._run(  # type: ignore[call-arg]
-                        self,
-                        _round(x, precision),
-                        _round(w, precision),
-                        b,
-                        auto_pad=auto_pad,
-                        dilations=dilations,
-                        group=group,
-                        kernel_shape=kernel_shape,
-                        pads=pads,
-                        strides=strides,
-                    )
-                )
-            kh, kw = w.shape[2:]
+            kw = dict(
+                auto_pad=auto_pad,
+                dilations=dilations,
+                group=group,
+                kernel_shape=kernel_shape,
+                pads=pads,
+                strides=strides,
+            )
+            if not floats(x, w, b) or x.ndim not in (3, 4):
+                # 3-D convolutions (NDC1HWC0) are not modelled: they compute as the Vector would.
+                args = (_round(x, precision), _round(w, precision), b)
+                return tuple(_round(o, precision) for o in reference(self, "Conv", args, kw))
+            inputs = tuple(v for v in (x, w, b) if v is not None)
+            one_d = x.ndim == 3
+            if one_d:
+                # A 1-D convolution is a 2-D one over an (1, W) image, as the NPU runs it.
+                x, w = x[:, :, None, :], w[:, :, None, :]
+                pads = (0, pads[0], 0, pads[1]) if pads else None
+                strides = (1, strides[0]) if strides else None
+                dilations = (1, dilations[0]) if dilations else None
+            kh, kw_ = w.shape[2:]
             dil = tuple(dilations or (1, 1))
             st = tuple(strides or (1, 1))
             pad = tuple(pads or (0, 0, 0, 0))
             if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-                pad = _same_pads(x.shape[2:], (kh, kw), st, dil, auto_pad)
-            y = npu_numerics.conv2d(
+                pad = _same_pads(x.shape[2:], (kh, kw_), st, dil, auto_pad)
+            acc = npu_numerics.conv2d(
                 x,
                 w,
                 b,
-                strides=st,
+                strides=(st[0], st[1]),
                 pads=(pad[0], pad[1], pad[2], pad[3]),
-                dilations=dil,
+                dilations=(dil[0], dil[1]),
                 group=int(group or 1),
                 precision=precision,
             )
-            return finish(self, y, x.dtype)
+            out = finish(self, inputs, acc, x.dtype)[0]
+            return (out[:, :, 0, :] if one_d else out,)
 
     return [MatMul, Gemm, Conv]
 
@@ -182,11 +271,7 @@ def _same_pads(spatial, kernel, strides, dilations, mode):  # type: ignore[no-un
 
 
 def _magnitude(worst: float) -> str:
-    return (
-        f" (|value| up to {worst:.3g})"
-        if np.isfinite(worst) and worst > npu_numerics.FP16_MAX
-        else ""
-    )
+    return f" (|value| up to {worst:.3g})" if worst > npu_numerics.FP16_MAX else ""
 
 
 class SimNpuExecutable:
@@ -197,7 +282,9 @@ class SimNpuExecutable:
     def __init__(self, model: onnx.ModelProto, precision: str, strict: bool) -> None:
         self.precision = precision
         self.strict = strict
-        self.input_names = tuple(i.name for i in model.graph.input)
+        inits = {t.name for t in model.graph.initializer}
+        # Inputs backed by an initializer (old IR versions list weights as inputs) are weights.
+        self.input_names = tuple(i.name for i in model.graph.input if i.name not in inits)
         self.output_names = tuple(o.name for o in model.graph.output)
         self._out_dtypes = {
             o.name: onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)
@@ -211,7 +298,7 @@ class SimNpuExecutable:
             if op_type in cube_names:
                 continue
             try:
-                vector.append(_vector_op(load_op("", op_type, opset), precision))
+                vector.append(_vector_op(op_type, opset, precision))
             except Exception:
                 continue
         self._ref = ReferenceEvaluator(model, new_ops=[*cube, *vector])
@@ -219,21 +306,29 @@ class SimNpuExecutable:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         log: list[tuple[str, str, float]] = []
-        token = _overflow.set(log)
+        # force_fp32 has fp32's range: only fp16 mode watches for overflows.
+        token = _overflow.set(log if self.precision == "fp16" else None)
         try:
+            device_feeds = {}
+            for n in self.input_names:
+                # The copy into device memory casts to fp16: the first place a value can overflow.
+                host = np.asarray(feeds[n])
+                device_feeds[n] = _round(host, self.precision)
+                _note_overflow(_input_cast(n), (host,), host, device_feeds[n])
             with self._lock:  # the evaluator keeps per-run state on its op objects
-                outs = self._ref.run(
-                    None,
-                    {n: _round(np.asarray(feeds[n]), self.precision) for n in self.input_names},
-                )
+                outs = self._ref.run(None, device_feeds)
         finally:
             _overflow.reset(token)
         if log:
             name, op_type, worst = log[0]
+            what = (
+                f"a result exceeded {npu_numerics.FP16_MAX:.0f}{_magnitude(worst)}"
+                if np.isfinite(worst)
+                else "it computed inf/NaN from finite inputs"
+            )
             msg = (
-                f"sim-npu: fp16 overflow first at node {name!r} ({op_type}): a result exceeded "
-                f"{npu_numerics.FP16_MAX:.0f}{_magnitude(worst)}; run with precision='fp32' "
-                "(ATC --precision_mode=force_fp32) for this model"
+                f"sim-npu: fp16 overflow first at node {name!r} ({op_type}): {what}; run with "
+                "precision='fp32' (ATC --precision_mode=force_fp32) for this model"
             )
             if self.strict:
                 raise NumericOverflowError(msg)

@@ -1,0 +1,107 @@
+"""The project's model builders on ``["sim-npu", "cpu"]`` against onnxruntime.
+
+fp32 mode (ATC force_fp32) matches to 1e-4 of the output's magnitude. fp16 mode matches within
+fp16's tolerance, max |error| <= 2e-2 x max |output|, where the network allows it: the seeded
+random ResNet-50 and MobileNetV2 are so sensitive that merely holding their weights and input in
+fp16, then computing exactly in fp32, already moves their logits by more than 2e-2 (5e-2 and
+3e-2 at 64x64). For those two the sim-npu error is bounded by a small multiple of that floor,
+which no fp16 device can go below, and the 2e-2 check is a strict expected failure that flags
+the day the builders' networks become better conditioned.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from hetnpu import InferenceSession, models
+from tests.conftest import ort_run
+from tests.numerics._probe import fp16_rounded, rel_error
+
+FP16_TOL = 2e-2
+# name -> (builder kwargs, slow?). Small sizes keep the default run fast; BERT with all 12
+# layers is the slow variant.
+SIZES = {
+    "mlp": ({}, False),
+    "bert_base_2_layers": ({"seq_len": 16, "num_layers": 2}, False),
+    "bert_base": ({"seq_len": 16}, True),
+    "mobilenetv2": ({"image_size": 64}, False),
+    "resnet50": ({"image_size": 64}, False),
+}
+ILL_CONDITIONED = ("mobilenetv2", "resnet50")
+
+
+def _builder(key: str) -> str:
+    return "bert_base" if key.startswith("bert_base") else key
+
+
+@functools.cache
+def _case(key: str):
+    """(model, feeds, onnxruntime's output) for one builder model."""
+    kwargs, _ = SIZES[key]
+    model = models.build(_builder(key), **kwargs)
+    rng = np.random.default_rng(1)
+    if _builder(key) == "bert_base":
+        seq = kwargs["seq_len"]
+        feeds = {
+            "input_ids": rng.integers(0, 30522, (1, seq), dtype=np.int64),
+            "attention_mask": np.ones((1, seq), np.int64),
+        }
+    else:
+        vi = model.graph.input[0]
+        shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        feeds = {vi.name: rng.standard_normal(shape, dtype=np.float32)}
+    return model, feeds, next(iter(ort_run(model, feeds).values()))
+
+
+@functools.cache
+def _sim(key: str, precision: str) -> np.ndarray:
+    model, feeds, _ = _case(key)
+    sess = InferenceSession(model, devices=["sim-npu", "cpu"], precision=precision, strict=True)
+    assert "sim-npu" in set(sess.get_device_assignment().values())
+    return sess.run(None, feeds)[0]
+
+
+def _params(keys):
+    return [pytest.param(k, marks=pytest.mark.slow) if SIZES[k][1] else k for k in keys]
+
+
+@pytest.mark.parametrize("key", _params(SIZES))
+def test_fp32_matches_onnxruntime(key) -> None:
+    _, _, want = _case(key)
+    got = _sim(key, "fp32")
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert rel_error(got, want) <= 1e-4
+
+
+@pytest.mark.parametrize("key", _params([k for k in SIZES if k not in ILL_CONDITIONED]))
+def test_fp16_within_fp16_tolerance(key) -> None:
+    _, _, want = _case(key)
+    err = rel_error(_sim(key, "fp16"), want)
+    assert 0 < err <= FP16_TOL
+
+
+@pytest.mark.parametrize("key", ILL_CONDITIONED)
+def test_fp16_error_is_the_networks_own_fp16_floor(key) -> None:
+    model, feeds, want = _case(key)
+    # The same network with weights and input held in fp16, computed exactly in fp32.
+    rounded = {k: v.astype(np.float16).astype(np.float32) for k, v in feeds.items()}
+    floor = rel_error(next(iter(ort_run(fp16_rounded(model), rounded).values())), want)
+    err = rel_error(_sim(key, "fp16"), want)
+    # Computing in fp16 adds roundings of the same size at every layer; a wrong layout or a
+    # wrong op would give an error of the order of the output itself.
+    assert floor <= err <= 2.5 * floor
+    assert err < 0.2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the builders' random ResNet-50/MobileNetV2 move by more than 2e-2 from fp16 storage "
+    "of their weights and input alone (test_fp16_error_is_the_networks_own_fp16_floor)",
+)
+@pytest.mark.parametrize("key", ILL_CONDITIONED)
+def test_fp16_within_fp16_tolerance_ill_conditioned(key) -> None:
+    _, _, want = _case(key)
+    assert rel_error(_sim(key, "fp16"), want) <= FP16_TOL
