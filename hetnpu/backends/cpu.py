@@ -3,6 +3,9 @@
 onnxruntime has no kernel for some ops, opset versions and dtypes (new ops arrive in onnx
 before ORT implements them). Such a stage runs on :class:`onnx.reference.ReferenceEvaluator`
 instead, so the CPU device runs everything either can; the executable's ``engine`` says which.
+A stage goes to the evaluator when onnxruntime rejects it at load time, when its inputs or
+outputs have a dtype onnxruntime's Python API cannot pass (the ``ml_dtypes`` ones: bfloat16,
+float8, float4, int4...), or when onnxruntime fails it at run time and the evaluator does not.
 """
 
 from __future__ import annotations
@@ -58,12 +61,17 @@ class CpuBackend:
             NotImplemented,
         )
 
+        if _has_unpassable_io(model):
+            return ReferenceExecutable(model)
         try:
-            return OrtExecutable(
+            return _RetryOnReference(
+                OrtExecutable(
+                    model,
+                    ["CPUExecutionProvider"],
+                    profile=options.profile,
+                    spinning=bool(options.extra.get("ort_spinning", True)),
+                ),
                 model,
-                ["CPUExecutionProvider"],
-                profile=options.profile,
-                spinning=bool(options.extra.get("ort_spinning", True)),
             )
         except (NotImplemented, InvalidGraph, Fail) as ort_error:
             try:
@@ -73,6 +81,62 @@ class CpuBackend:
                     f"cpu: neither onnxruntime ({_first_line(ort_error)}) nor onnx's reference "
                     f"evaluator ({_first_line(ref_error)}) can run stage {model.graph.name!r}"
                 ) from None
+
+
+class _RetryOnReference:
+    """An onnxruntime stage that, should onnxruntime fail a run, retries it on the reference
+    evaluator and stays there if that succeeds; if both fail, onnxruntime's error stands."""
+
+    def __init__(self, ort: OrtExecutable, model: onnx.ModelProto) -> None:
+        self._ort = ort
+        self._model = model
+        self._ref: ReferenceExecutable | None = None
+        self.input_names = ort.input_names
+        self.output_names = ort.output_names
+
+    @property
+    def engine(self) -> str:
+        return "onnx-reference" if self._ref is not None else "onnxruntime"
+
+    def __getattr__(self, name: str):  # profiling hooks and the like belong to onnxruntime's
+        return getattr(self._ort, name)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._ref is not None:
+            return self._ref.run(feeds)
+        try:
+            return self._ort.run(feeds)
+        except Exception as ort_error:
+            try:
+                ref = ReferenceExecutable(self._model)
+                outs = ref.run(feeds)
+            except Exception:
+                raise ort_error from None
+            self._ref = ref
+            return outs
+
+    def close(self) -> None:
+        if self._ref is not None:
+            self._ref.close()
+        close = getattr(self._ort, "close", None)
+        if close is not None:
+            close()
+
+
+def _has_unpassable_io(model: onnx.ModelProto) -> bool:
+    """Does a graph input or output have a dtype onnxruntime's Python API cannot take or give
+    (numpy has no such dtype; onnx maps it to an ``ml_dtypes`` type)?"""
+    for vi in (*model.graph.input, *model.graph.output):
+        t = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type") or not t.elem_type:
+            continue
+        try:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)
+        except (KeyError, ValueError):
+            continue
+        if dtype.type.__module__.startswith("ml_dtypes"):
+            return True
+    return False
 
 
 def _first_line(exc: BaseException) -> str:
