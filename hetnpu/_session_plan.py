@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import warnings
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hetnpu.errors import HetnpuError, InputError
+from hetnpu.errors import HetnpuError, InputError, NumericOverflowError, NumericOverflowWarning
 from hetnpu.scheduler.evaluate import HOST
 
 if TYPE_CHECKING:
@@ -266,6 +267,8 @@ class CompiledPlan:
         run: int,
     ) -> np.ndarray:
         t0 = self.session._now_us() if record else 0.0
+        if direction == "in":
+            self._check_fp16_range(value, stage, tensor)
         blocked = to_device(value, layout, self.precision)
         back = from_device(blocked, layout, value.shape, value.dtype)
         if record:
@@ -286,6 +289,24 @@ class CompiledPlan:
                 }
             )
         return back
+
+    def _check_fp16_range(self, value: np.ndarray, stage: int, tensor: str) -> None:
+        """A finite value that fp16 cannot hold becomes inf on entering the NPU: say so, as
+        the NPU backend does for the values it computes (never a silent inf)."""
+        if self.precision != "fp16" or value.dtype.kind != "f" or value.dtype.itemsize <= 2:
+            return
+        finite = np.abs(value[np.isfinite(value)])
+        if finite.size == 0 or finite.max() <= np.finfo(np.float16).max:
+            return
+        device = self.plan.stages[stage].device
+        msg = (
+            f"tensor {tensor!r} entering stage {stage} ({device}) holds {finite.max():.4g}, "
+            f"beyond fp16's {np.finfo(np.float16).max:.0f}: it becomes inf on the NPU "
+            "(precision='fp32' keeps it)"
+        )
+        if getattr(self.session, "strict", False):
+            raise NumericOverflowError(msg)
+        warnings.warn(msg, NumericOverflowWarning, stacklevel=2)
 
     def close(self) -> None:
         for exe in self.executables:

@@ -159,6 +159,7 @@ class InferenceSession:
         self.affinity = dict(affinity or {})
         self.chip = chip
         self.profile = profile
+        self.strict = strict
         self.fallbacks: list[str] = []
         self._options = CompileOptions(precision=precision, profile=profile)
         self._backend_options = {k: dict(v) for k, v in (backend_options or {}).items()}

@@ -100,15 +100,13 @@ def test_input_beyond_fp16_is_flagged_at_the_copy_in() -> None:
         exe.run({"x": np.full((2, 8), 1e5, np.float32)})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the session's TransData into the NPU stage casts to fp16 before the stage sees the "
-    "value, so an input beyond fp16 reaches the backend as inf already and is not reported",
-)
 def test_input_beyond_fp16_is_flagged_through_the_session() -> None:
+    # The session's TransData into the NPU stage is where the value would become inf.
     model = _chain([helper.make_node("Relu", ["x"], ["y"], name="relu")])
     _, flags = _run(model, {"x": np.full((2, 8), 1e5, np.float32)})
-    assert len(flags) == 1 and "node 'input x'" in str(flags[0].message)
+    assert len(flags) == 1 and "tensor 'x' entering stage 0 (sim-npu)" in str(flags[0].message)
+    with pytest.raises(NumericOverflowError, match="tensor 'x' entering stage 0"):
+        _run(model, {"x": np.full((2, 8), 1e5, np.float32)}, strict=True)
 
 
 def test_inf_fed_in_is_not_an_overflow() -> None:
