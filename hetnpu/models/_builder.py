@@ -45,6 +45,8 @@ INT64 = TensorProto.INT64
 
 _BN_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 _JITTER = 0.05  # relative size of the random perturbations of BN parameters and statistics
+RESIDUAL_GAIN = 0.2
+"""gamma of the last BatchNormalization of a residual branch (:meth:`GraphBuilder.batch_norm`)."""
 
 _SHAPES_ONLY = contextvars.ContextVar("hetnpu_models_shapes_only", default=False)
 
@@ -149,9 +151,15 @@ class GraphBuilder:
             strides=[stride, stride],
         )
 
-    def batch_norm(self, x: str, scope: str, prefix: str, channels: int) -> str:
-        """Inference-mode BatchNormalization: gamma≈1, beta≈0, statistics set by calibration."""
-        gamma = 1.0 + _JITTER * self.rng.standard_normal(channels, dtype=np.float32)
+    def batch_norm(self, x: str, scope: str, prefix: str, channels: int, gain: float = 1.0) -> str:
+        """Inference-mode BatchNormalization: gamma≈gain, beta≈0, statistics set by calibration.
+
+        The last BatchNormalization of a residual branch takes :data:`RESIDUAL_GAIN`, as
+        trained residual networks end up with small gains there (and zero-init-residual
+        training starts from zero): otherwise every block doubles the activations' scale, and
+        a deep random network amplifies rounding more than any trained one does.
+        """
+        gamma = gain * (1.0 + _JITTER * self.rng.standard_normal(channels, dtype=np.float32))
         beta = _JITTER * self.rng.standard_normal(channels, dtype=np.float32)
         mean, var = f"{prefix}.running_mean", f"{prefix}.running_var"
         self._bn_stats.append((x, mean, var, channels))

@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from hetnpu.models._builder import FLOAT, GraphBuilder, calibration_batch, check_positive, io
+from hetnpu.models._builder import (
+    FLOAT,
+    RESIDUAL_GAIN,
+    GraphBuilder,
+    calibration_batch,
+    check_positive,
+    io,
+)
 
 __all__ = ["mobilenetv2"]
 
@@ -47,8 +54,11 @@ class _Net:
         stride: int = 1,
         group: int = 1,
         relu6: bool = True,
+        gain: float = 1.0,
     ) -> str:
         """torchvision's ``Conv2dNormActivation`` at ``path`` (children .0 conv, .1 BN, .2 ReLU6).
+
+        ``gain`` scales the BN's gamma (see :meth:`GraphBuilder.batch_norm`).
 
         Without ``relu6`` it is the projection's bare conv (``path``) and BN (the next index).
         """
@@ -57,13 +67,13 @@ class _Net:
         scope = _scope(path)
         if relu6:
             y = b.conv(x, f"{scope}/{name}.0", f"{name}.0", cin, cout, kernel, stride, group)
-            y = b.batch_norm(y, f"{scope}/{name}.1", f"{name}.1", cout)
+            y = b.batch_norm(y, f"{scope}/{name}.1", f"{name}.1", cout, gain)
             return b.node("Clip", [y, self.lo, self.hi], f"{scope}/{name}.2")
         parent, index = path[:-1], int(path[-1])
         bn_name = ".".join([*parent, str(index + 1)])
         parent_scope = _scope(parent)
         y = b.conv(x, f"{parent_scope}/{name}", name, cin, cout, kernel, stride, group)
-        return b.batch_norm(y, f"{parent_scope}/{bn_name}", bn_name, cout)
+        return b.batch_norm(y, f"{parent_scope}/{bn_name}", bn_name, cout, gain)
 
 
 def _scope(path: list[str]) -> str:
@@ -81,8 +91,10 @@ def _inverted_residual(
         y = net.conv_bn(y, [*block, "conv", "0"], cin, hidden, 1)
         i = 1
     y = net.conv_bn(y, [*block, "conv", str(i)], hidden, hidden, 3, stride, group=hidden)
-    y = net.conv_bn(y, [*block, "conv", str(i + 1)], hidden, cout, 1, relu6=False)
-    if stride == 1 and cin == cout:
+    residual = stride == 1 and cin == cout
+    gain = RESIDUAL_GAIN if residual else 1.0
+    y = net.conv_bn(y, [*block, "conv", str(i + 1)], hidden, cout, 1, relu6=False, gain=gain)
+    if residual:
         y = net.b.node("Add", [x, y], _scope(block))
     return y
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from hetnpu.models._builder import FLOAT, GraphBuilder, calibration_batch, check_positive, io
+from hetnpu.models._builder import (
+    FLOAT,
+    RESIDUAL_GAIN,
+    GraphBuilder,
+    calibration_batch,
+    check_positive,
+    io,
+)
 
 __all__ = ["resnet50"]
 
@@ -28,7 +35,7 @@ def _bottleneck(b: GraphBuilder, x: str, name: str, cin: int, width: int, stride
     y = b.conv(y, f"{scope}/conv2", f"{name}.conv2", width, width, 3, stride)
     y = b.node("Relu", [b.batch_norm(y, f"{scope}/bn2", f"{name}.bn2", width)], f"{scope}/relu_1")
     y = b.conv(y, f"{scope}/conv3", f"{name}.conv3", width, cout, 1)
-    y = b.batch_norm(y, f"{scope}/bn3", f"{name}.bn3", cout)
+    y = b.batch_norm(y, f"{scope}/bn3", f"{name}.bn3", cout, gain=RESIDUAL_GAIN)
     shortcut = x
     if stride != 1 or cin != cout:
         ds = f"{scope}/downsample"

@@ -1,12 +1,9 @@
 """The project's model builders on ``["sim-npu", "cpu"]`` against onnxruntime.
 
-fp32 mode (ATC force_fp32) matches to 1e-4 of the output's magnitude. fp16 mode matches within
-fp16's tolerance, max |error| <= 2e-2 x max |output|, where the network allows it: the seeded
-random ResNet-50 and MobileNetV2 are so sensitive that merely holding their weights and input in
-fp16, then computing exactly in fp32, already moves their logits by more than 2e-2 (5e-2 and
-3e-2 at 64x64). For those two the sim-npu error is bounded by a small multiple of that floor,
-which no fp16 device can go below, and the 2e-2 check is a strict expected failure that flags
-the day the builders' networks become better conditioned.
+fp32 mode (ATC force_fp32) matches to 1e-4 of the output's magnitude; fp16 mode within fp16's
+tolerance, max |error| <= 2e-2 x max |output|. For the residual networks the error is also
+checked against the network's own fp16 floor: the same network with weights and input held in
+fp16, computed exactly in fp32, which no fp16 device can beat.
 """
 
 from __future__ import annotations
@@ -30,7 +27,7 @@ SIZES = {
     "mobilenetv2": ({"image_size": 64}, False),
     "resnet50": ({"image_size": 64}, False),
 }
-ILL_CONDITIONED = ("mobilenetv2", "resnet50")
+RESIDUAL = ("mobilenetv2", "resnet50")
 
 
 def _builder(key: str) -> str:
@@ -76,14 +73,14 @@ def test_fp32_matches_onnxruntime(key) -> None:
     assert rel_error(got, want) <= 1e-4
 
 
-@pytest.mark.parametrize("key", _params([k for k in SIZES if k not in ILL_CONDITIONED]))
+@pytest.mark.parametrize("key", _params(SIZES))
 def test_fp16_within_fp16_tolerance(key) -> None:
     _, _, want = _case(key)
     err = rel_error(_sim(key, "fp16"), want)
     assert 0 < err <= FP16_TOL
 
 
-@pytest.mark.parametrize("key", ILL_CONDITIONED)
+@pytest.mark.parametrize("key", RESIDUAL)
 def test_fp16_error_is_the_networks_own_fp16_floor(key) -> None:
     model, feeds, want = _case(key)
     # The same network with weights and input held in fp16, computed exactly in fp32.
@@ -94,14 +91,3 @@ def test_fp16_error_is_the_networks_own_fp16_floor(key) -> None:
     # wrong op would give an error of the order of the output itself.
     assert floor <= err <= 2.5 * floor
     assert err < 0.2
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="the builders' random ResNet-50/MobileNetV2 move by more than 2e-2 from fp16 storage "
-    "of their weights and input alone (test_fp16_error_is_the_networks_own_fp16_floor)",
-)
-@pytest.mark.parametrize("key", ILL_CONDITIONED)
-def test_fp16_within_fp16_tolerance_ill_conditioned(key) -> None:
-    _, _, want = _case(key)
-    assert rel_error(_sim(key, "fp16"), want) <= FP16_TOL

@@ -22,21 +22,13 @@ def test_cpu_only_equals_onnxruntime_exactly(name):
     assert set(sess.get_device_assignment().values()) == {"cpu"}
 
 
-# The sim-npu backend's fp16 numerics drift past the tolerance on the deep CNNs (ResNet-50
-# about 6-10%, MobileNetV2 about 3-4% of the output's magnitude at these shapes): strict
-# xfails, so that the day the numerics tighten the tests say so.
-_CNN_DRIFT = pytest.mark.xfail(
-    strict=True, reason="sim-npu fp16 numerics exceed 2e-2 on deep CNNs (backends/sim.py)"
-)
-
-
 @pytest.mark.parametrize(
     "name",
     [
         "mlp",
         "bert_base",
-        pytest.param("resnet50", marks=_CNN_DRIFT),
-        pytest.param("mobilenetv2", marks=_CNN_DRIFT),
+        "resnet50",
+        "mobilenetv2",
     ],
 )
 def test_sim_npu_and_cpu_match_onnxruntime_within_fp16_tolerance(name):
