@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -92,7 +93,10 @@ def bench_sweep(workers: int, use_dask: bool) -> None:
         f"{time.perf_counter() - t:.2f} s"
     )
     serial = _timed("workers=1 (this process)", study, tmp / "serial", n, workers=1)
-    with ProcessPoolExecutor(max_workers=1) as pool1:
+    # The same start method as the sweep's own pool: a pool forked from this process (which
+    # holds the loaded model and has run simulations) left the later pools' workers slower.
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool1:
         one = _timed("process pool of 1", study, tmp / "pool1", n, executor=pool1)
     many = _timed(f"process pool of {workers}", study, tmp / "pool", n, workers=workers)
     print(
