@@ -218,7 +218,10 @@ def nhwc_to_nc1hwc0(x: ArrayLike, c0: int | None = None) -> np.ndarray:
 
 def _check_nc1hwc0(x: ArrayLike, channels: int, where: str) -> np.ndarray:
     x = _array(x, 5, where, "a 5-D (N, C1, H, W, C0) array")
-    channels = _positive(channels, where, "channels")
+    # Zero channels is an empty tensor (C1 = 0), the image of nchw_to_nc1hwc0 on C = 0.
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 0:
+        raise InputError(f"{where}: channels must be a non-negative integer, got {channels!r}")
+    channels = int(channels)
     n, _, h, w, c0 = x.shape
     if c0 == 0:
         raise InputError(f"{where}: C0 axis of shape {x.shape} is empty")

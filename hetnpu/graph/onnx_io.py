@@ -22,6 +22,11 @@ import onnx
 from onnx import helper
 
 from hetnpu.errors import ModelError
+from hetnpu.graph._validate import (
+    check_initializer_types,
+    check_omitted_inputs,
+    check_windows,
+)
 from hetnpu.graph.ir import Graph, Node, Tensor
 
 __all__ = ["KNOWN_DOMAINS", "extract", "load", "outer_references"]
@@ -83,11 +88,31 @@ def load(
     (8, 1000)
     """
     model, base_dir, where = _read(source)
+    try:
+        return _load(model, base_dir, where, input_shapes, require_static)
+    except UnicodeDecodeError as exc:
+        # protobuf accepts a string field with invalid UTF-8 (a flipped bit) when parsing and
+        # raises only when the message is next touched, e.g. when a node is renamed.
+        bad = exc.object[max(0, exc.start - 16) : exc.end + 16]
+        raise ModelError(
+            f"{where}: a string in the model is not valid UTF-8 ({exc.reason} in {bad!r})"
+        ) from None
+
+
+def _load(
+    model: onnx.ModelProto,
+    base_dir: str | None,
+    where: str,
+    input_shapes: ShapeMap | None,
+    require_static: bool,
+) -> Graph:
     graph = model.graph
     if not graph.node:
         raise ModelError(f"{where}: the graph has no nodes")
     _name_nodes(graph)
     _check_domains(model, where)
+    check_omitted_inputs(model, where)
+    check_initializer_types(model, where)
     _bind_inputs(graph, input_shapes or {}, where)
     _sort_nodes(graph, where)
     _check_inputs_typed(graph, where)
@@ -95,7 +120,9 @@ def load(
     # would otherwise reject.
     inferred = _infer_shapes(model, where)
     _check(inferred, where, base_dir)
-    return _build(inferred, base_dir, where, require_static)
+    loaded = _build(inferred, base_dir, where, require_static)
+    check_windows(loaded, where)
+    return loaded
 
 
 def _read(source: object) -> tuple[onnx.ModelProto, str | None, str]:
@@ -284,15 +311,27 @@ def _check(model: onnx.ModelProto, where: str, base_dir: str | None) -> None:
         raise ModelError(f"{where}: {exc}") from None
 
 
+def _itemsize(t: onnx.TensorProto, where: str) -> int:
+    try:
+        return helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    except KeyError:
+        raise ModelError(
+            f"{where}: initializer {t.name!r} has an unknown data_type {t.data_type}"
+        ) from None
+
+
 def _stand_in(t: onnx.TensorProto) -> onnx.TensorProto:
-    itemsize = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    try:
+        itemsize = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    except KeyError:  # an unknown data_type: the checker names it
+        itemsize = 1
     return onnx.TensorProto(name=t.name, data_type=t.data_type, dims=[1], raw_data=bytes(itemsize))
 
 
 def _check_inline_size(t: onnx.TensorProto, where: str) -> None:
     count = int(np.prod(t.dims, dtype=np.int64))
     if t.HasField("raw_data"):
-        have = len(t.raw_data) // helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        have = len(t.raw_data) // _itemsize(t, where)
     else:
         field = helper.tensor_dtype_to_field(t.data_type)
         have = len(getattr(t, field))
@@ -312,7 +351,7 @@ def _check_external(t: onnx.TensorProto, where: str, base_dir: str | None) -> No
             f"{where}: initializer {t.name!r} keeps its data in {info.location!r}, "
             f"which is not a file beside the model"
         )
-    itemsize = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    itemsize = _itemsize(t, where)
     need = (info.offset or 0) + (info.length or int(np.prod(t.dims)) * itemsize)
     if path.stat().st_size < need:
         raise ModelError(
@@ -341,6 +380,13 @@ def _infer_shapes(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
         )
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
         raise ModelError(f"{where}: shape inference failed: {_one_line(exc)}") from None
+    except Exception as exc:
+        # On some malformed nodes (a Loop without a body, a Constant whose tensor has no
+        # type) onnx's C++ inferencer lets a bare ValueError or RuntimeError through that
+        # names nothing; the checker usually names the node, so its verdict is preferred.
+        raise ModelError(
+            f"{where}: shape inference failed: {_checker_verdict(model) or _one_line(exc)}"
+        ) from None
     if skeleton is model:
         return inferred
     # Inference only adds types: graph outputs, value_info, and the same inside subgraphs
@@ -349,6 +395,16 @@ def _infer_shapes(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
         model.graph.ClearField(field)
         getattr(model.graph, field).extend(getattr(inferred.graph, field))
     return model
+
+
+def _checker_verdict(model: onnx.ModelProto) -> str | None:
+    """The checker's complaint about ``model`` in one line, or None if it has none."""
+    light = _lightweight_copy(model, lambda t: _is_external(t) or _is_big(t), _stand_in)
+    try:
+        onnx.checker.check_model(light)
+    except Exception as exc:  # ValidationError, or whatever else a malformed proto provokes
+        return _one_line(exc)
+    return None
 
 
 def _is_external(t: onnx.TensorProto) -> bool:

@@ -11,11 +11,20 @@ ops that need AI CPU (they are reported unsupported).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
+from hetnpu.errors import ScheduleError
 from hetnpu.graph.ir import Graph, Node
-from hetnpu.simulator.lowering.common import LowerCtx, Lowered, Unsupported, dev_nbytes
+from hetnpu.simulator.lowering.common import (
+    MAX_OP_INSTRUCTIONS,
+    LowerCtx,
+    Lowered,
+    Unsupported,
+    dev_nbytes,
+)
 from hetnpu.simulator.lowering.matmul import lower_conv, lower_gemm, lower_matmul
 from hetnpu.simulator.lowering.movement import (
     ZERO_WORK,
@@ -37,11 +46,14 @@ from hetnpu.simulator.lowering.vector import (
 __all__ = [
     "FUSED_EPILOGUES",
     "LOWERINGS",
+    "MAX_OP_INSTRUCTIONS",
     "PARTIAL_READ_OPS",
+    "EventBudget",
     "LowerCtx",
     "Lowered",
     "Unsupported",
     "dev_nbytes",
+    "event_budget",
     "lower",
     "signature",
 ]
@@ -113,10 +125,60 @@ def lower(node: Node, graph: Graph, ctx: LowerCtx, chip_key: tuple[Any, ...]) ->
         raise Unsupported(f"no NPU lowering for {node.domain or 'ai.onnx'}::{node.op_type}")
     key = (signature(node, graph), chip_key, ctx.prec.name, ctx.double_buffer, ctx.force_tile)
     hit = _CACHE.get(key)
-    if hit is not None:
-        return hit
-    lowered = fn(node, graph, ctx)
-    if len(_CACHE) >= _CACHE_LIMIT:
-        _CACHE.clear()
-    _CACHE[key] = lowered
-    return lowered
+    if hit is None:
+        hit = fn(node, graph, ctx)
+        if len(_CACHE) >= _CACHE_LIMIT:
+            _CACHE.clear()
+        _CACHE[key] = hit
+    _charge(node, hit)
+    return hit
+
+
+class EventBudget:
+    """The events a simulation may process, charged op by op as ops are lowered."""
+
+    def __init__(self, max_events: int) -> None:
+        self.max_events = max_events
+        self.needed = 0
+        """A lower bound on the events of the ops lowered so far: one per instruction, since
+        every instruction ends in a SimPy timeout (runs take 1.8-2.3 per instruction)."""
+
+
+_BUDGET: ContextVar[EventBudget | None] = ContextVar("hetnpu_event_budget", default=None)
+
+
+@contextlib.contextmanager
+def event_budget(max_events: int | None) -> Iterator[EventBudget | None]:
+    """Within the block, :func:`lower` refuses an op that takes the run past ``max_events``.
+
+    A simulator that lowers every op before running any learns that a model is too big before
+    spending a single event on it; the check costs a sum of tuple lengths per op.
+
+    Raises
+    ------
+    ScheduleError
+        From :func:`lower`, naming the op that crossed the budget and the count reached.
+    """
+    if max_events is None:
+        yield None
+        return
+    budget = EventBudget(max_events)
+    token = _BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGET.reset(token)
+
+
+def _charge(node: Node, lowered: Lowered) -> None:
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    count = lowered.instructions
+    budget.needed += count
+    if budget.needed > budget.max_events:
+        raise ScheduleError(
+            f"op {node.name!r} ({node.op_type}) lowers to {count:,} instructions, which takes "
+            f"the run to at least {budget.needed:,} SimPy events, over max_events="
+            f"{budget.max_events:,}"
+        )

@@ -28,10 +28,12 @@ from hetnpu.simulator.isa import Flag, Instr, copy_cycles, gm_cycles, mmad_cycle
 from hetnpu.simulator.tiler import CubeTile, Precision, split_even
 
 __all__ = [
+    "MAX_OP_INSTRUCTIONS",
     "MIN_CORE_BYTES",
     "LowerCtx",
     "Lowered",
     "Unsupported",
+    "check_instructions",
     "cube_program",
     "dev_nbytes",
     "shape_of",
@@ -42,6 +44,32 @@ __all__ = [
 MIN_CORE_BYTES = 4096
 """Smallest GM footprint worth a core of its own for a Vector op (tiler heuristic, assumption):
 below it, the fixed latencies of another core's transfers cost more than they save."""
+
+
+MAX_OP_INSTRUCTIONS = 4_000_000
+"""Most instructions (summed over cores) one op may lower to. The biggest op of ResNet-50 at
+batch 8 lowers to about 10,000, and a simulation processes about two SimPy events per
+instruction, so an op over this bound is a dim gone wrong (2^31, say), or a run of hours;
+it is refused before any program is built, so that it costs neither time nor memory."""
+
+
+def check_instructions(op: str, count: int, what: str) -> None:
+    """Raise ScheduleError if an op would lower to more than :data:`MAX_OP_INSTRUCTIONS`.
+
+    Parameters
+    ----------
+    op
+        The node name, for the message.
+    count
+        The instruction count, computed in closed form before any program is built.
+    what
+        The sizes that led to ``count``, for the message.
+    """
+    if count > MAX_OP_INSTRUCTIONS:
+        raise ScheduleError(
+            f"op {op!r}: {what} would lower to about {count:,} instructions, over the limit "
+            f"of {MAX_OP_INSTRUCTIONS:,} per op (hetnpu.simulator.lowering.MAX_OP_INSTRUCTIONS)"
+        )
 
 
 class Unsupported(Exception):
@@ -84,6 +112,11 @@ class Lowered:
     tile: str = ""
     """The tiling chosen, for reports."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def instructions(self) -> int:
+        """Instructions over every core (each ends in at least one SimPy event)."""
+        return sum(len(p) for p in self.programs)
 
 
 def shape_of(graph: Graph, name: str) -> tuple[int, ...]:
@@ -387,6 +420,7 @@ def vector_lowering(
     cycles_per_repeat: int = 1,
     name: str,
     ub_buffers: float | None = None,
+    op: str = "",
 ) -> Lowered:
     """Spread a Vector stream over the vector-capable cores and tile it to fit UB.
 
@@ -403,6 +437,8 @@ def vector_lowering(
     ub_buffers
         UB footprint of a tile as a multiple of its GM bytes (default 1: inputs + output; more
         for ops that keep intermediates in UB).
+    op
+        The node name, named if the op would lower to too many instructions.
     """
     spec = ctx.spec
     footprint = sum(in_bytes) + out_bytes
@@ -414,6 +450,13 @@ def vector_lowering(
     memo: dict[tuple[int, ...], tuple[Instr, ...]] = {}
     # Every quantity is split exactly (no rounding drift): per core, then per tile.
     per_core = [_split_n(b, used) for b in (*in_bytes, out_bytes, work_bytes)]
+    # The first core has the biggest share: bound the whole op by it before building anything.
+    biggest = max(1, math.ceil(sum(col[0] for col in per_core[:-1]) * scale / budget))
+    check_instructions(
+        op or name,
+        used * biggest * (len(in_bytes) + 2),
+        f"a Vector stream of {sum(in_bytes) + out_bytes:,} B in {biggest:,} UB tiles per core",
+    )
     for c in range(used):
         q = tuple(col[c] for col in per_core)
         prog = memo.get(q)

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import math
 
+from hetnpu.errors import ModelError
 from hetnpu.graph.ir import Graph, Node
 from hetnpu.simulator.lowering.common import (
     LowerCtx,
     Lowered,
     Unsupported,
+    check_instructions,
     cube_init_flags,
     cube_program,
     dev_nbytes,
     shape_of,
+    vector_lowering,
 )
 from hetnpu.simulator.tiler import split_even, tile_cube
 
@@ -35,6 +38,11 @@ def _lower_products(
     node: Node, ctx: LowerCtx, batch: int, m: int, k: int, n: int, a_gm_per_elem: float
 ) -> Lowered:
     spec = ctx.spec
+    if batch == 0 or m == 0 or n == 0:  # an empty output: nothing to compute or write
+        return Lowered("cube", (), tile=f"empty {batch}x({m},{k},{n})")
+    if k == 0:  # a product over an empty K is all zeros: only the output is written
+        out = batch * m * n * ctx.prec.float_bytes
+        return vector_lowering([], out, 0, ctx, name="zeros", op=node.name)
     tile = tile_cube(
         node.name,
         batch,
@@ -48,6 +56,14 @@ def _lower_products(
         ub_bytes=None if ctx.split else spec.ub_bytes,
         force=ctx.force_tile,
         a_bytes_per_elem=a_gm_per_elem,
+    )
+    blocks_total = batch * math.ceil(m / tile.m) * math.ceil(n / tile.n)
+    panels = math.ceil(k / tile.kp)
+    per_block = panels * (2 + 2 * math.ceil(tile.kp / tile.k)) + 2
+    check_instructions(
+        node.name,
+        blocks_total * per_block,
+        f"{batch}x({m},{k},{n}) in {blocks_total:,} blocks of {panels:,} K panels",
     )
     sizes = []
     for _ in range(batch):
@@ -110,6 +126,8 @@ def lower_conv(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     w = shape_of(graph, node.inputs[1])
     y = shape_of(graph, node.outputs[0])
     groups = int(node.attrs.get("group", 1))
+    if groups <= 0:
+        raise ModelError(f"node {node.name!r} (Conv): group={groups}, expected at least 1")
     cin, cout = x[1], w[0]
     taps = math.prod(w[2:])
     m = y[0] * math.prod(y[2:])
@@ -120,9 +138,9 @@ def lower_conv(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
         batch = math.ceil(groups / n0)
         mult = cout // groups
         k, n = taps * k0, n0 * mult
-        a_rate = x_bytes / (cin * m * taps)
+        a_rate = x_bytes / (cin * m * taps) if cin * m * taps else 0.0
     else:
         batch = groups
         k, n = (cin // groups) * taps, cout // groups
-        a_rate = (x_bytes / groups) / (m * k)
+        a_rate = (x_bytes / groups) / (m * k) if m * k else 0.0
     return _lower_products(node, ctx, batch, m, k, n, a_rate)

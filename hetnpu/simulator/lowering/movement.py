@@ -53,13 +53,13 @@ def lower_copy(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     data = [min(b, out) for b in ins[:1]] + [b for b in ins[1:] if b > 1024]
     if node.op_type == "Concat":
         data = ins
-    return vector_lowering(data, out, 0, ctx, name="copy")
+    return vector_lowering(data, out, 0, ctx, name="copy", op=node.name)
 
 
 def lower_gather(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     """Gather-like: reads the indices and the gathered rows only."""
     ins, out = node_in_out(graph, node, ctx.prec)
-    return vector_lowering([out, *ins[1:2]], out, 0, ctx, name="gather")
+    return vector_lowering([out, *ins[1:2]], out, 0, ctx, name="gather", op=node.name)
 
 
 def lower_permute(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
@@ -67,7 +67,9 @@ def lower_permute(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     ins, out = node_in_out(graph, node, ctx.prec)
     if node.op_type == "TransData" and node.attrs.get("dst_format") == "NC1HWC0":
         out = _nc1hwc0_bytes(shape_of(graph, node.inputs[0]), ins[0], ctx)
-    return vector_lowering([ins[0]], out, max(ins[0], out), ctx, name="transpose")
+    return vector_lowering(
+        [ins[0]], out, max(ins[0], out), ctx, name="transpose", op=node.name
+    )
 
 
 def _nc1hwc0_bytes(shape: tuple[int, ...], nbytes: int, ctx: LowerCtx) -> int:

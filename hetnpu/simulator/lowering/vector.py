@@ -157,6 +157,7 @@ def lower_elementwise(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
         ctx,
         cycles_per_repeat=ELEMENTWISE_CPR[node.op_type],
         name=node.op_type.lower(),
+        op=node.name,
     )
 
 
@@ -164,7 +165,13 @@ def lower_norm(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     """Softmax and normalisations: several passes over the input held in UB."""
     ins, out = node_in_out(graph, node, ctx.prec)
     return vector_lowering(
-        ins, out, ins[0] * NORM_PASSES[node.op_type], ctx, name=node.op_type.lower(), ub_buffers=1.5
+        ins,
+        out,
+        ins[0] * NORM_PASSES[node.op_type],
+        ctx,
+        name=node.op_type.lower(),
+        ub_buffers=1.5,
+        op=node.name,
     )
 
 
@@ -172,7 +179,12 @@ def lower_reduce(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     """Reductions and global pooling: one pass over the input."""
     ins, out = node_in_out(graph, node, ctx.prec)
     return vector_lowering(
-        ins[:1] + [b for b in ins[1:] if b <= 1024], out, ins[0], ctx, name=node.op_type.lower()
+        ins[:1] + [b for b in ins[1:] if b <= 1024],
+        out,
+        ins[0],
+        ctx,
+        name=node.op_type.lower(),
+        op=node.name,
     )
 
 
@@ -183,4 +195,6 @@ def lower_pool(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     x = shape_of(graph, node.inputs[0])
     taps = math.prod(kernel) if kernel else math.prod(x[2:])
     y_bytes = sum(b for b in [out])
-    return vector_lowering(ins[:1], out, y_bytes * taps, ctx, name=node.op_type.lower())
+    return vector_lowering(
+        ins[:1], out, y_bytes * taps, ctx, name=node.op_type.lower(), op=node.name
+    )
