@@ -44,10 +44,7 @@ from hetnpu.simulator.core import (
     unit_process,
 )
 from hetnpu.simulator.isa import UNITS
-from hetnpu.simulator.lowering import (
-    Unsupported,
-    lower,
-)
+from hetnpu.simulator.lowering import Unsupported, event_budget, lower
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
 from hetnpu.simulator.prepare import (
     device_nbytes,
@@ -170,6 +167,7 @@ class _Run:
         self.ops: list[OpRecord] = []
         self.unsupported: list[UnsupportedOp] = []
         self.raw: list[tuple[Any, ...]] = []
+        self.current = "(start)"
         self.fused = fusion_map(graph)
         self.residual = residual_adds(graph)
         # One persistent process per unit of every core, woken once per op it takes part in.
@@ -199,8 +197,8 @@ class _Run:
 
     # --- the driver ---------------------------------------------------------------------
     def driver(self):
-        g, ctx, env = self.graph, self.ctx, self.env
-        nodes = [*input_transdata(g), *(n for n in g if not n.is_constant)]
+        env = self.env
+        nodes = self.nodes()
         for i, node in enumerate(nodes):
             if self.progress is not None:
                 self.progress(i, len(nodes))
@@ -228,23 +226,44 @@ class _Run:
                     )
                 )
                 continue
-            # Synthetic nodes (index < 0: ATC's own TransData) are not ONNX ops to ask about.
-            reason = npu_refusal(node, g, ctx.prec.name) if node.index >= 0 else None
-            if reason is None and node.name in self.residual:
-                # Folded into its convolution's epilogue: only the other input comes from GM.
-                skip = self.residual[node.name]
-                node = dataclasses.replace(node, inputs=tuple(t for t in node.inputs if t != skip))
             try:
-                if reason is not None:
-                    raise Unsupported(reason)
-                low = lower(node, g, self.ctx_for(node.name), self.key)
+                node, low = self._lowered(node)
                 roles = self._roles(node)
             except Unsupported as exc:
                 self.unsupported.append(UnsupportedOp(node.name, node.op_type, str(exc)))
                 continue
+            self.current = node.name
             yield from self._run_op(i, node, low, roles)
         if self.progress is not None:
             self.progress(len(nodes), len(nodes))
+
+    def nodes(self) -> list[Node]:
+        """The ops in run order: ATC's input TransData first, constants folded away."""
+        return [*input_transdata(self.graph), *(n for n in self.graph if not n.is_constant)]
+
+    def _lowered(self, node: Node) -> tuple[Node, Lowered]:
+        """(the node as the chip runs it, its program); Unsupported if the NPU cannot."""
+        g = self.graph
+        # Synthetic nodes (index < 0: ATC's own TransData) are not ONNX ops to ask about.
+        reason = npu_refusal(node, g, self.ctx.prec.name) if node.index >= 0 else None
+        if reason is not None:
+            raise Unsupported(reason)
+        if node.name in self.residual:
+            # Folded into its convolution's epilogue: only the other input comes from GM.
+            skip = self.residual[node.name]
+            node = dataclasses.replace(node, inputs=tuple(t for t in node.inputs if t != skip))
+        return node, lower(node, g, self.ctx_for(node.name), self.key)
+
+    def lower_all(self) -> None:
+        """Lower every op the chip will run (into the lowering cache), without running any:
+        under an event budget this refuses a model too big for it before the first event."""
+        for node in self.nodes():
+            if node.name in self.fused:
+                continue
+            try:
+                self._lowered(node)
+            except Unsupported:
+                continue
 
     def _roles(self, node: Node) -> list[int]:
         g, prec = self.graph, self.ctx.prec
@@ -480,6 +499,10 @@ def simulate(
         return ctxs[force]
 
     run = _Run(g, spec, ctx_for, trace_level, progress)
+    if max_events is not None:
+        # Every op's instruction count is known once lowered: refuse before the first event.
+        with event_budget(max_events):
+            run.lower_all()
     proc = run.env.process(run.driver())
     if max_events is None:
         run.env.run()
@@ -489,7 +512,10 @@ def simulate(
             run.env.step()
             n += 1
             if n > max_events:
-                raise ScheduleError(f"simulation stopped after max_events={max_events} events")
+                raise ScheduleError(
+                    f"simulation needs more than max_events={max_events:,} SimPy events "
+                    f"(reached at op {run.current!r}); raise --max-events or simulate less"
+                )
     if not proc.triggered:
         last = run.ops[-1].name if run.ops else "(start)"
         raise ScheduleError(f"simulation deadlocked after op {last!r} (a lowering bug)")

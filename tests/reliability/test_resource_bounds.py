@@ -130,3 +130,22 @@ def test_cli_max_events_is_one_line_and_exit_2(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and "max_events" in err
+
+
+def test_max_events_refuses_before_the_first_event_when_lowering_already_exceeds_it(
+    monkeypatch,
+) -> None:
+    import simpy
+
+    g = hetnpu.load(hetnpu.models.build("resnet50", image_size=64))
+    steps = []
+    real_step = simpy.Environment.step
+
+    def counting_step(self):
+        steps.append(1)
+        return real_step(self)
+
+    monkeypatch.setattr(simpy.Environment, "step", counting_step)
+    with pytest.raises(ScheduleError, match=r"lowers to .* over max_events=1,000"):
+        hetnpu.simulate(g, "ascend910", max_events=1000)
+    assert steps == []  # refused from the instruction counts alone
