@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hetnpu.errors import HetnpuError, InputError, NumericOverflowError, NumericOverflowWarning
+from hetnpu.errors import (
+    HetnpuError,
+    InputError,
+    ModelError,
+    NumericOverflowError,
+    NumericOverflowWarning,
+)
 from hetnpu.scheduler.evaluate import HOST
 
 if TYPE_CHECKING:
@@ -143,8 +149,17 @@ class CompiledPlan:
             nodes = {p.name for n in rest if (p := self.graph.producer(n)) is not None}
             nodes |= _constant_closure(self.graph, tuple(nodes))
             model = extract(self.graph, nodes)
-            exe = ReferenceExecutable(model)
-            values = exe.run({})
+            try:
+                values = ReferenceExecutable(model).run({})
+            except Exception as exc:  # the evaluator raises plain exceptions of many kinds
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                shown = sorted(nodes)
+                more = f" and {len(shown) - 4} more" if len(shown) > 4 else ""
+                raise ModelError(
+                    f"constant outputs {', '.join(map(repr, rest))} cannot be folded "
+                    f"(nodes {', '.join(map(repr, shown[:4]))}{more}): "
+                    f"{type(exc).__name__}: {first}"
+                ) from None
             out.update({n: values[n] for n in rest if n in values})
         return out
 

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import onnx
 
+from hetnpu.errors import BackendUnavailableError
+
 __all__ = ["OrtExecutable"]
 
 
@@ -36,6 +38,7 @@ class OrtExecutable:
         spinning: bool = True,
     ) -> None:
         import onnxruntime as ort
+        from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
@@ -53,9 +56,15 @@ class OrtExecutable:
             self._profile_dir = tempfile.mkdtemp(prefix="hetnpu_ort_profile_")
             opts.enable_profiling = True
             opts.profile_file_prefix = os.path.join(self._profile_dir, "stage")
-        self.session = ort.InferenceSession(
-            model.SerializeToString(), opts, providers=list(providers)
-        )
+        try:
+            self.session = ort.InferenceSession(
+                model.SerializeToString(), opts, providers=list(providers)
+            )
+        except RuntimeException as exc:  # e.g. std::bad_alloc while planning the session
+            raise BackendUnavailableError(
+                f"onnxruntime could not create a session for stage {model.graph.name!r}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'runtime error'}"
+            ) from None
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
 

@@ -107,6 +107,8 @@ class _RetryOnReference:
         try:
             return self._ort.run(feeds)
         except Exception as ort_error:
+            if _is_allocation_failure(ort_error):
+                raise  # numpy would need the same memory again, and more
             try:
                 ref = ReferenceExecutable(self._model)
                 outs = ref.run(feeds)
@@ -121,6 +123,13 @@ class _RetryOnReference:
         close = getattr(self._ort, "close", None)
         if close is not None:
             close()
+
+
+def _is_allocation_failure(exc: BaseException) -> bool:
+    text = str(exc)
+    return (
+        "bad_alloc" in text or "Failed to allocate memory" in text or isinstance(exc, MemoryError)
+    )
 
 
 def _has_unpassable_io(model: onnx.ModelProto) -> bool:

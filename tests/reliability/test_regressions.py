@@ -182,3 +182,33 @@ def test_invalid_utf8_in_a_name_is_a_model_error() -> None:
     data = model.SerializeToString().replace(b"relu_node", b"relu\xf2node")
     with pytest.raises(ModelError, match="not valid UTF-8"):
         hetnpu.load(data)
+
+
+def test_constant_outputs_that_cannot_be_folded_are_a_model_error() -> None:
+    # light_zfnet512/drop_input/3402736474: a Conv lost its data input, so everything up to
+    # the softmax output became "constant", and onnx's reference Conv raised IndexError.
+    from hetnpu.testing.mutations import MutationSpec
+    from hetnpu.testing.pipeline import FuzzConfig, run_case
+
+    result = run_case(MutationSpec("light_zfnet512", "drop_input", 3402736474), FuzzConfig())
+    assert not result.bugs, result.describe()
+    sessions = [s for s in result.stages if s.stage.startswith("session")]
+    assert sessions and all(s.error == "ModelError" for s in sessions)
+    assert "'gpu_0/softmax_1' cannot be folded" in sessions[0].message
+
+
+def test_onnxruntime_failing_to_create_a_session_is_a_backend_error(monkeypatch) -> None:
+    import onnxruntime as ort
+    from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
+
+    from hetnpu.backends import CompileOptions, get_backend
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeException("std::bad_alloc")
+
+    monkeypatch.setattr(ort, "InferenceSession", out_of_memory)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    model = _model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [x], [y])
+    with pytest.raises(hetnpu.errors.BackendUnavailableError, match="bad_alloc"):
+        get_backend("cpu").compile(model, CompileOptions())
