@@ -98,9 +98,7 @@ class HetnpuBackend(Backend):
             helper.make_graph([node], "node", graph_inputs, []),
             opset_imports=[helper.make_opsetid(node.domain or "", opset)],
         )
-        inferred = {
-            vi.name: vi for vi in onnx.shape_inference.infer_shapes(probe).graph.value_info
-        }
+        inferred = {vi.name: vi for vi in onnx.shape_inference.infer_shapes(probe).graph.value_info}
         outputs = []
         for i, name in enumerate(o for o in node.output if o):
             if outputs_info is not None:

@@ -67,9 +67,7 @@ def lower_permute(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     ins, out = node_in_out(graph, node, ctx.prec)
     if node.op_type == "TransData" and node.attrs.get("dst_format") == "NC1HWC0":
         out = _nc1hwc0_bytes(shape_of(graph, node.inputs[0]), ins[0], ctx)
-    return vector_lowering(
-        [ins[0]], out, max(ins[0], out), ctx, name="transpose", op=node.name
-    )
+    return vector_lowering([ins[0]], out, max(ins[0], out), ctx, name="transpose", op=node.name)
 
 
 def _nc1hwc0_bytes(shape: tuple[int, ...], nbytes: int, ctx: LowerCtx) -> int:
