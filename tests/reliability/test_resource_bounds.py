@@ -54,7 +54,10 @@ for devices in (["cpu"], ["sim-npu", "cpu"]):
         x = np.zeros([1] * len(sess.get_inputs()[0].shape), np.float32)
         sess.run(None, {sess.get_inputs()[0].name: x})
     stage("session:" + devices[0], session)
-out["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big pytest
+# process would report its parent's peak.
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+out["maxrss_mib"] = int(hwm.split()[1]) / 1024
 print(json.dumps(out))
 """
 
