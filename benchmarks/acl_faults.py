@@ -1,4 +1,4 @@
-"""Fault-injection table of the AscendCL path (issue 9, part 3), against the recording stand-in.
+"""Fault-injection table of the AscendCL path, against the recording stand-in.
 
 Run: ``python benchmarks/acl_faults.py``
 

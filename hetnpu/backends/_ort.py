@@ -41,7 +41,7 @@ class OrtExecutable:
         from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
 
         opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # failures reach the caller as exceptions; no log lines
         if not optimize:
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         if not spinning:

@@ -1,4 +1,4 @@
-"""Fault injection on the AscendCL path (issue 9, part 3).
+"""Fault injection on the AscendCL path.
 
 Each call of the documented sequence (ascend-facts §4.1) fails once in turn, with one code of
 every return-code family of §4.2: 1xxxxx, 2xxxxx, 3xxxxx, 5xxxxx and the runtime's 107xxx and
