@@ -12,6 +12,7 @@ op's compute with its memory traffic beyond the max(), and contention between op
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from hetnpu.errors import ConfigError
@@ -79,7 +80,7 @@ class RooflineCostModel:
         self.cpu = cpu
         self.gpu = gpu
         self.precision = precision
-        self._work: dict[tuple[int, str], Any] = {}
+        self._work: weakref.WeakKeyDictionary[Graph, dict[str, Any]] = weakref.WeakKeyDictionary()
         # Transfers depend on the tensor only through its shape and dtype, and graphs repeat
         # a handful of those.
         self._moves: dict[tuple[Any, str, str, str], float] = {}
@@ -128,10 +129,14 @@ class RooflineCostModel:
     def _node_cost(self, graph: Graph, node: Node) -> Any:
         from hetnpu.graph.cost import node_cost
 
-        key = (id(graph), node.name)
-        work = self._work.get(key)
+        # Keyed by the graph object itself (weakly), not id(graph): a graph's id is reused once
+        # it is collected, and a long-lived model would hand the next graph stale costs.
+        per_graph = self._work.get(graph)
+        if per_graph is None:
+            per_graph = self._work[graph] = {}
+        work = per_graph.get(node.name)
         if work is None:
-            work = self._work[key] = node_cost(graph, node)
+            work = per_graph[node.name] = node_cost(graph, node)
         return work
 
     # -- transfers ---------------------------------------------------------------------------

@@ -44,3 +44,29 @@ def test_op_cost_is_the_roofline_max_plus_overhead(cost_model):
     assert cost_model.cost(g, conv, "npu") >= work.flops / cost_model.npu.peak_flops("fp16")
     folded = next(n for n in g if n.is_constant)
     assert cost_model.cost(g, folded, "npu") == 0.0
+
+
+def test_a_long_lived_model_never_hands_one_graph_anothers_costs() -> None:
+    # A collected graph's id() is handed to a later graph, whose nodes often share its names;
+    # a memo keyed by id() would give the later graph the earlier one's costs.
+    import gc
+
+    from hetnpu.models.synthetic import random_dag
+    from hetnpu.scheduler import default_cost_model
+
+    model = default_cost_model("ascend910")
+    seen: set[int] = set()
+    reused = 0
+    for seed in range(200):
+        g = load(random_dag(6, seed, channels=8 + 8 * (seed % 16), spatial=8))
+        costs = [model.cost(g, node, "cpu") for node in g]
+        if id(g) in seen:
+            reused += 1
+            fresh = default_cost_model("ascend910")
+            assert costs == [fresh.cost(g, node, "cpu") for node in g], seed
+            if reused >= 3:
+                break
+        seen.add(id(g))
+        del g
+        gc.collect()
+    assert reused, "no graph reused a collected graph's id: nothing was tested"
