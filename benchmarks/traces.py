@@ -10,9 +10,7 @@ Chromium (wall time of ``--dump-dom`` and the page's own render time), when chro
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -20,21 +18,10 @@ from pathlib import Path
 from hetnpu import chips, models
 from hetnpu.graph import load
 from hetnpu.simulator import simulate
+from hetnpu.testing.browser import body_attrs, dump_dom
 from hetnpu.traces.chrome import write_chrome_trace
 from hetnpu.traces.report import write_report
 from hetnpu.traces.validate import validate_trace
-
-_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=60000",
-)
 
 
 def _browser_load(page: Path, profile: Path) -> tuple[float, str]:
@@ -42,15 +29,9 @@ def _browser_load(page: Path, profile: Path) -> tuple[float, str]:
     if browser is None:
         return float("nan"), "chromium absent"
     t = time.perf_counter()
-    dom = subprocess.run(
-        [browser, *_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    ).stdout
+    dom = dump_dom(browser, page, profile, budget_ms=60000, timeout=300)
     wall = time.perf_counter() - t
-    attrs = dict(re.findall(r'(data-[a-z-]+)="([^"]*)"', dom.split("<body", 1)[1].split(">", 1)[0]))
+    attrs = body_attrs(dom)
     return wall, (
         f"render {attrs.get('data-render-ms')} ms in page, bars {attrs.get('data-op-bars')}"
         f"/{attrs.get('data-ops')} ops, js errors {attrs.get('data-js-errors')}"

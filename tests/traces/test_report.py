@@ -3,7 +3,6 @@ with one timeline bar per op."""
 
 from __future__ import annotations
 
-import html.parser
 import json
 import os
 import re
@@ -14,20 +13,9 @@ from pathlib import Path
 import pytest
 
 from hetnpu.cli import main
+from hetnpu.testing.browser import body_attrs, dump_dom, screenshot
 from hetnpu.traces.chrome import write_chrome_trace
 from tests.traces._models import runtime_like_trace
-
-_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=30000",
-)
 
 
 @pytest.fixture(scope="session")
@@ -45,16 +33,6 @@ def chromium() -> str:
             return found
         pytest.skip(f"chromium could not be installed: {proc.stderr.strip()[-300:]}")
     pytest.skip("chromium is absent and apt-get install needs root here")
-
-
-class _Body(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.attrs: dict[str, str | None] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "body":
-            self.attrs = dict(attrs)
 
 
 def _report(sim, tmp_path: Path, level: str) -> tuple[Path, int]:
@@ -81,27 +59,14 @@ def test_report_is_self_contained(sim, tmp_path) -> None:
 def test_report_renders_in_headless_chromium(sim, tmp_path, chromium, level) -> None:
     out, n_ops = _report(sim, tmp_path, level)
     profile = tmp_path / "chrome-profile"
-    base = [chromium, *_FLAGS, f"--user-data-dir={profile}"]
     shot = tmp_path / "shot.png"
-    subprocess.run(
-        [*base, "--window-size=1200,1600", f"--screenshot={shot}", out.as_uri()],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
+    screenshot(chromium, out, profile, shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
-    dom = subprocess.run(
-        [*base, "--dump-dom", out.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    body = _Body()
-    body.feed(dom)
-    assert body.attrs.get("data-ready") == "1", dom[:500]
-    assert json.loads(body.attrs["data-js-errors"] or "null") == []
-    assert int(body.attrs["data-op-bars"] or -1) == n_ops == 4  # TransData:X, conv1, conv2, add
+    dom = dump_dom(chromium, out, profile)
+    body = body_attrs(dom)
+    assert body.get("data-ready") == "1", dom[:500]
+    assert json.loads(body["data-js-errors"] or "null") == []
+    assert int(body["data-op-bars"] or -1) == n_ops == 4  # TransData:X, conv1, conv2, add
 
 
 def test_report_of_a_measured_runtime_trace_renders(tmp_path, chromium) -> None:
@@ -109,15 +74,7 @@ def test_report_of_a_measured_runtime_trace_renders(tmp_path, chromium) -> None:
     trace.write_text(json.dumps(runtime_like_trace()))
     out = tmp_path / "rt.html"
     assert main(["report", str(trace), "-o", str(out)]) == 0
-    dom = subprocess.run(
-        [chromium, *_FLAGS, f"--user-data-dir={tmp_path / 'p'}", "--dump-dom", out.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    body = _Body()
-    body.feed(dom)
-    assert body.attrs.get("data-ready") == "1"
-    assert json.loads(body.attrs["data-js-errors"] or "null") == []
-    assert body.attrs["data-op-bars"] == "4"  # two ops on each of two devices
+    body = body_attrs(dump_dom(chromium, out, tmp_path / "p"))
+    assert body.get("data-ready") == "1"
+    assert json.loads(body["data-js-errors"] or "null") == []
+    assert body["data-op-bars"] == "4"  # two ops on each of two devices
