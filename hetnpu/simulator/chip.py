@@ -249,9 +249,11 @@ class _Run:
         if reason is not None:
             raise Unsupported(reason)
         if node.name in self.residual:
-            # Folded into its convolution's epilogue: only the other input comes from GM.
+            # Folded into its convolution's epilogue: the other input comes from GM, and the
+            # sum leaves with the convolution's own write.
             skip = self.residual[node.name]
-            node = dataclasses.replace(node, inputs=tuple(t for t in node.inputs if t != skip))
+            kept = tuple(t for t in node.inputs if t != skip)
+            node = dataclasses.replace(node, inputs=kept, outputs=())
         return node, lower(node, g, self.ctx_for(node.name), self.key)
 
     def lower_all(self) -> None:

@@ -60,11 +60,9 @@ def residual_adds(graph: Graph) -> dict[str, str]:
 
     CANN's buffer-fusion pass ``TbeConvDoubleInFusionPass`` (pattern
     ``TbeConvElemwiseReluFusion``: convolution → elementwise with a second input →
-    elementwise) adds the residual in the convolution's epilogue, so the Add reads only its
-    other input from GM. The simulator still times the Add after its Cube op (reading the
-    residual, adding, writing the sum), and the Cube op still writes its own result: one tensor
-    write more than the fused kernel, instead of the two reads and writes more of an unfused
-    Add and ReLU.
+    elementwise) adds the residual in the convolution's epilogue and writes only the sum. The
+    simulator times the Add after its Cube op as reading the residual and adding it, with no
+    write of its own: the Cube op's write stands for the fused kernel's one write of the sum.
     """
     out: dict[str, str] = {}
     for node in graph:

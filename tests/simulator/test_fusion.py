@@ -54,9 +54,12 @@ def test_residual_add_and_its_relu_fold_into_the_convolution() -> None:
     res = simulate(g, "ascend910")
     ops = {o.name: o for o in res.ops}
     assert ops["relu"].bound == "fused" and ops["relu"].cycles == 0
-    # The Add reads the residual X and writes the sum, both fp16: 2 x 64x56x56 x 2 bytes.
+    # The Add reads the residual X (fp16, 64x56x56 x 2 bytes) and adds it on the Vector unit;
+    # the sum leaves with the convolution's write (the Add stores a byte per UB tile only, the
+    # store that hands its slot back).
     tensor = 64 * 56 * 56 * 2
-    assert ops["add"].gm_bytes == 2 * tensor
+    assert tensor <= ops["add"].gm_bytes <= tensor + 64
+    assert ops["add"].vector_cycles > 0
 
 
 def test_unfused_add_reads_both_inputs() -> None:

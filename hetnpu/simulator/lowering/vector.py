@@ -148,12 +148,16 @@ REDUCE_OPS: tuple[str, ...] = (
 
 
 def lower_elementwise(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
-    """An elementwise op: one pass of repeats over the output (broadcast inputs read once)."""
+    """An elementwise op: one pass of repeats over the output (broadcast inputs read once).
+
+    Without outputs (a residual Add folded into its convolution, whose write carries the sum)
+    the pass runs over the input it reads.
+    """
     ins, out = node_in_out(graph, node, ctx.prec)
     return vector_lowering(
         ins,
         out,
-        out,
+        out or sum(ins),
         ctx,
         cycles_per_repeat=ELEMENTWISE_CPR[node.op_type],
         name=node.op_type.lower(),
