@@ -27,6 +27,7 @@ from hetnpu.errors import (
     ModelError,
     NumericOverflowError,
     NumericOverflowWarning,
+    first_line,
 )
 from hetnpu.scheduler.evaluate import HOST
 
@@ -152,13 +153,12 @@ class CompiledPlan:
             try:
                 values = ReferenceExecutable(model).run({})
             except Exception as exc:  # the evaluator raises plain exceptions of many kinds
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 shown = sorted(nodes)
                 more = f" and {len(shown) - 4} more" if len(shown) > 4 else ""
                 raise ModelError(
                     f"constant outputs {', '.join(map(repr, rest))} cannot be folded "
                     f"(nodes {', '.join(map(repr, shown[:4]))}{more}): "
-                    f"{type(exc).__name__}: {first}"
+                    f"{type(exc).__name__}: {first_line(exc, '')}"
                 ) from None
             out.update({n: values[n] for n in rest if n in values})
         return out
@@ -213,10 +213,9 @@ class CompiledPlan:
         except HetnpuError:
             raise
         except Exception as exc:  # engines raise their own kinds; the user gets one of ours
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(
                 f"stage {i} ({stage.device}, nodes {stage.nodes[0]!r}..{stage.nodes[-1]!r}) "
-                f"failed on these inputs: {first}"
+                f"failed on these inputs: {first_line(exc)}"
             ) from exc
         if record:
             record(

@@ -17,6 +17,7 @@ __all__ = [
     "NumericOverflowWarning",
     "ScheduleError",
     "UnsupportedOpError",
+    "first_line",
 ]
 
 
@@ -57,3 +58,12 @@ class NumericOverflowWarning(UserWarning):
 
     A warning rather than an error by default, as the chip sets its overflow flag and carries on.
     """
+
+
+def first_line(exc: BaseException, default: str | None = None) -> str:
+    """The first line of ``exc``'s message, for quoting a foreign error inside one of ours;
+    ``default`` (or the exception's class name) when the message is empty."""
+    text = str(exc).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(exc).__name__ if default is None else default

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from hetnpu.errors import BackendUnavailableError
+from hetnpu.errors import BackendUnavailableError, first_line
 
 __all__ = ["OrtExecutable"]
 
@@ -63,7 +63,7 @@ class OrtExecutable:
         except RuntimeException as exc:  # e.g. std::bad_alloc while planning the session
             raise BackendUnavailableError(
                 f"onnxruntime could not create a session for stage {model.graph.name!r}: "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'runtime error'}"
+                f"{first_line(exc, 'runtime error')}"
             ) from None
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())

@@ -18,7 +18,7 @@ import onnx
 
 from hetnpu.backends._ort import OrtExecutable
 from hetnpu.backends.base import Availability, CompileOptions, Executable
-from hetnpu.errors import BackendUnavailableError
+from hetnpu.errors import BackendUnavailableError, first_line
 
 __all__ = ["CpuBackend", "ReferenceExecutable"]
 
@@ -78,8 +78,8 @@ class CpuBackend:
                 return ReferenceExecutable(model)
             except Exception as ref_error:  # the evaluator raises plain exceptions of many kinds
                 raise BackendUnavailableError(
-                    f"cpu: neither onnxruntime ({_first_line(ort_error)}) nor onnx's reference "
-                    f"evaluator ({_first_line(ref_error)}) can run stage {model.graph.name!r}"
+                    f"cpu: neither onnxruntime ({first_line(ort_error)}) nor onnx's reference "
+                    f"evaluator ({first_line(ref_error)}) can run stage {model.graph.name!r}"
                 ) from None
 
 
@@ -146,7 +146,3 @@ def _has_unpassable_io(model: onnx.ModelProto) -> bool:
         if dtype.type.__module__.startswith("ml_dtypes"):
             return True
     return False
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -24,17 +24,6 @@ _NP_TYPE = {
 }
 
 
-def _model_source(model: str) -> Any:
-    """An .onnx path as is; a ``hetnpu.models`` name built (seeded) when no such file exists."""
-    if Path(model).exists():
-        return model
-    from hetnpu import models
-
-    if model in models.MODELS:
-        return models.build(model)
-    return model  # the session's loader names the missing file
-
-
 def parse_inputs(items: list[str] | None) -> dict[str, np.ndarray]:
     """``NAME=file.npy`` items (``.npz`` with one array also works) into arrays.
 
@@ -127,6 +116,7 @@ def run(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
 ) -> None:
     """Run MODEL on DEVICES (as onnxruntime would, partitioned) and summarise the outputs."""
+    from hetnpu import models
     from hetnpu.session import InferenceSession
 
     feeds = parse_inputs(input_)
@@ -134,7 +124,7 @@ def run(
         warnings.simplefilter("always")
         t0 = time.perf_counter()
         sess = InferenceSession(
-            _model_source(model),
+            models.source(model),
             devices=devices,
             strategy=strategy,
             precision=precision,

@@ -14,7 +14,7 @@ from rich.table import Table
 from hetnpu.atomic import atomic_write_text
 from hetnpu.cli.app import app
 from hetnpu.cli.options import InputShapeOpt, parse_input_shapes
-from hetnpu.errors import ConfigError, HetnpuError
+from hetnpu.errors import ConfigError
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
@@ -47,16 +47,10 @@ def _value(raw: str) -> Any:
 
 
 def _load_model(model: str, shapes: dict[str, list[int]] | None, batch: int | None) -> Any:
+    from hetnpu import models
     from hetnpu.graph import load
 
-    source: Any = model
-    if not Path(model).exists():
-        try:  # a model-zoo name ("resnet50") instead of a file
-            from hetnpu import models
-
-            source = models.build(model, batch=batch or 1)
-        except (ImportError, AttributeError, HetnpuError):  # not a model name: load() says so
-            source = model
+    source = models.source(model, batch=batch or 1)  # a file, or a model-zoo name
     if batch is not None:
         probe = load(source, require_static=False)
         bound = dict(shapes or {})

@@ -17,6 +17,7 @@ NPU runs finite.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,7 @@ __all__ = [
     "mobilenetv2",
     "param_count",
     "resnet50",
+    "source",
 ]
 
 MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
@@ -102,6 +104,21 @@ def build(name: str, **kwargs: Any) -> onnx.ModelProto:
                 f"model {name!r} takes no option {key!r}; it takes {', '.join(accepted)}"
             )
     return builder(**kwargs)
+
+
+def source(model: str, **kwargs: Any) -> str | onnx.ModelProto:
+    """What a command's MODEL argument names: an existing file as its path, else a model of
+    :data:`MODELS` built with ``kwargs``, else the path unchanged (so the loader names the
+    missing file).
+
+    Raises
+    ------
+    ConfigError
+        A model name with a keyword that does not apply to it, or an invalid size.
+    """
+    if os.path.exists(model) or model not in MODELS:
+        return model
+    return build(model, **kwargs)
 
 
 def param_count(name: str, **kwargs: Any) -> int:

@@ -4,7 +4,8 @@
 checks any trace against Perfetto's rules, :mod:`~hetnpu.traces.read` reads hetnpu and
 onnxruntime traces into one shape for :mod:`~hetnpu.traces.summary` (op table, unit
 utilisation, diffs) and :mod:`~hetnpu.traces.report` (a self-contained HTML page; import it
-explicitly, it loads plotly).
+explicitly, it loads plotly). :mod:`~hetnpu.traces.system` writes whole-system timelines and
+:mod:`~hetnpu.traces.runtime` measured ones.
 """
 
 from hetnpu.traces.chrome import chrome_trace, iter_events, write_chrome_trace
