@@ -12,9 +12,9 @@ What the Da Vinci core does, and so what this module reproduces (ascend-facts §
   accumulate in fp32, and a result that leaves fp16's range is an overflow, as the chip's
   overflow flag reports. In fp32 mode (ATC's force_fp32) nothing is rounded.
 
-Left out: int8 quantisation scales, the order of the fp32 additions (BLAS's, over the whole K
-dimension, rather than fractal by fractal), and saturation modes (an overflow is reported, and
-the value becomes inf).
+Left out: int8 quantisation scales, the Cube's adder tree inside one K-block (modelled as the exact
+sum rounded once to fp32), and saturation modes (an overflow is reported, and the value becomes
+inf).
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def fractal_matmul(a: np.ndarray, b: np.ndarray, precision: str = "fp16") -> np.
     A goes to FRACTAL_NZ as L0A holds it, B^T to FRACTAL_NZ (the K-major "nZ" order of L0B),
     both cut into fractals; the product accumulates one K-block at a time in fp32 into an
     accumulator laid out as L0C holds it (FRACTAL_NZ with 16-column fractals), as successive
-    ``mmad`` instructions accumulate, and is converted back to ND on the way out.
+    ``mmad`` instructions accumulate, and is converted back to ND on the way out. Each K-block
+    is exact (see :func:`_k_block`); the fp32 additions into L0C run in K-block order, so the
+    result is the same on every machine and for every column position.
     """
     dtype = _operand_dtype(precision)
     m, k = a.shape
@@ -59,13 +61,24 @@ def fractal_matmul(a: np.ndarray, b: np.ndarray, precision: str = "fp16") -> np.
     bt_nz = layouts.nd_to_fractal_nz(np.ascontiguousarray(b.T), w0=k0, merged=True)
     m_pad, n_pad = a_nz.shape[1], bt_nz.shape[1]
     n1 = n_pad // layouts.CUBE_SIZE
-    # Every (M0, K0) x (K0, N0) fractal product summed over the K-blocks, in fp32: one
-    # contraction over (K1, K0) rather than a Python loop of mmads, same arithmetic.
-    acc = np.tensordot(
-        a_nz.astype(np.float32, copy=False), bt_nz.astype(np.float32, copy=False), ([0, 2], [0, 2])
-    )
+    acc = np.zeros((m_pad, n_pad), np.float32)
+    for a_blk, bt_blk in zip(a_nz, bt_nz, strict=True):
+        acc += _k_block(a_blk, bt_blk)
     l0c = acc.reshape(m_pad, n1, layouts.CUBE_SIZE).transpose(1, 0, 2)  # L0C: (N1, M1*16, N0)
     return layouts.fractal_nz_to_nd(l0c, (m, n))
+
+
+def _k_block(a_blk: np.ndarray, bt_blk: np.ndarray) -> np.ndarray:
+    """One K-block of ``mmad``: the K0-long dot products of every (row, column), rounded to fp32.
+
+    Every product of two fp16 or two fp32 values is exact in float64, and their K0-term (8 or
+    16) sum carries float64's rounding, 2^-29 of an fp32 ulp, so the fp32 value it rounds to does
+    not depend on the order BLAS adds the terms in. BLAS over the whole K dimension did: its
+    kernels add in an order that depends on the column's place in the register tile and on the
+    kernel OpenBLAS picks for the processor, so equal columns came out an fp32 ulp apart on some
+    machines, which a Softmax over logits near 1e10 turns into 0 against 0.001.
+    """
+    return (a_blk.astype(np.float64) @ bt_blk.astype(np.float64).T).astype(np.float32)
 
 
 def _ceil(x: int, m: int) -> int:
