@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx.backend.test
+import onnxruntime
 from onnx.backend.base import Backend, BackendRep
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -272,12 +273,12 @@ def _write_known_failures(path: str, table) -> None:  # type: ignore[no-untyped-
     data = {
         "about": (
             "Cases of onnx's backend suite that fail through hetnpu.onnx_backend, with the reason "
-            "each fails; tests/conformance marks them xfail(strict), so one that starts passing "
-            "fails the run until it is removed here, except those matching 'nondeterministic' "
-            "(random ops), which are not run. Written by benchmarks/conformance.py "
-            "--write-known-failures."
+            "each fails; tests/conformance marks them as expected failures, strict with the "
+            "versions in 'recorded_with' (one that starts passing fails the run until it is "
+            "removed here), except those matching 'nondeterministic' (random ops), which are not "
+            "run. Written by benchmarks/conformance.py --write-known-failures."
         ),
-        "onnx_version": onnx.__version__,
+        "recorded_with": {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         "nondeterministic": list(NONDETERMINISTIC),
         "configs": configs,
     }
