@@ -1,13 +1,17 @@
 """Fault-injection table of the AscendCL path, against the recording stand-in.
 
-Run: ``python benchmarks/acl_faults.py``
+Run from the repository root: ``python -m benchmarks.acl_faults``
 
 A two-input, two-output stage is loaded and run by ``hetnpu.backends.ascend`` on the stand-in
 of ``acl`` (``tests/backends/fake_acl.py``) while one call of the documented sequence
 (ascend-facts §4.1) fails once, with one code of each §4.2 family (or a null / wrong value for
-calls that return none). For each call the table gives the codes tried, whether every one gave
-an AclError naming the call and the code, what the backend then released (as the stand-in saw
-it) and what leaked. A second table makes each release call of ``close()`` fail instead.
+calls that return none); the util calls of older pyacl (numpy_to_ptr / ptr_to_numpy) fail on a
+stand-in of that pyacl. For each call the table gives the codes tried, whether every one gave
+an AclError naming the call and the code with nothing left behind, what the backend then
+released (as the stand-in saw it) and what leaked. AscendCL stays initialised after a failure;
+the process's exit hook finalises it, which each case then runs: the stand-in lets that
+finalize succeed only when nothing is alive. A second table makes each release call of
+``close()`` fail instead.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from __future__ import annotations
 import tempfile
 from collections import defaultdict
 
-from hetnpu.backends.acl_errors import ACL_ERRORS, AclError
+from hetnpu.backends.acl_errors import ACL_ERRORS, AclError, finalize_owned
 from hetnpu.backends.ascend import AscendBackend
 from hetnpu.backends.base import CompileOptions
 from tests.backends.fake_acl import FakeAcl, FakeAtc, documented_sequence, released
 from tests.backends.test_ascend import two_io_feeds, two_io_model
-from tests.backends.test_ascend_faults import load_run_cases, release_cases
+from tests.backends.test_ascend_faults import load_run_cases, release_cases, stand_in_for
 
 
 def _names_it(err: AclError | None, name: str, code: int | None) -> bool:
@@ -32,7 +36,7 @@ def _names_it(err: AclError | None, name: str, code: int | None) -> bool:
 def load_run_table(opts: CompileOptions, atc: FakeAtc) -> tuple[list[str], int, int]:
     rows: dict[tuple[str, int, bool], list[tuple[int | None, bool, str, str]]] = defaultdict(list)
     for name, nth, code, execute_async in load_run_cases():
-        fake = FakeAcl()
+        fake = stand_in_for(name)
         fake.fail_on(name, code, nth)
         err = None
         try:
@@ -43,12 +47,17 @@ def load_run_table(opts: CompileOptions, atc: FakeAtc) -> tuple[list[str], int, 
         except AclError as exc:
             err = exc
         at = next(i for i, c in enumerate(fake.calls) if c.injected)
-        ok = _names_it(err, name, code) and not fake.leaks() and not fake.violations
+        freed_at_failure = not fake.leaks() and "finalize" not in fake.names()
+        try:
+            exited = finalize_owned(fake) is (name != "init")  # what the exit hook does
+        except AclError:
+            exited = False
+        ok = _names_it(err, name, code) and freed_at_failure and exited and not fake.violations
         leaks = "; ".join(fake.leaks() + fake.violations) or "none"
         rows[name, nth, execute_async].append((code, ok, released(fake.calls[at + 1 :]), leaks))
     lines = [
-        "| failing call (n-th) | codes injected | AclError names call+code, no leak | "
-        "released after the failure | leaked |",
+        "| failing call (n-th) | codes injected | AclError names call+code, no leak, "
+        "exit finalize ok | released after the failure (+ at exit) | leaked |",
         "|---|---|---|---|---|",
     ]
     passed = 0

@@ -10,8 +10,14 @@ draining the stream, should a launched model still be running).
 
 An executable serves concurrent ``run`` calls: its device buffers are shared, so runs are
 serialised by a lock, and each makes the executable's context current in the calling thread
-(``rt.set_context``). ``acl.init``/``acl.finalize`` are process-wide, so they are reference
-counted across executables (:meth:`~hetnpu.backends.acl_errors.AclCalls.acquire_init`).
+(``rt.set_context``). ``acl.init`` is process-wide: it runs once, on the first compile, and
+AscendCL stays initialised until the process exits
+(:meth:`~hetnpu.backends.acl_errors.AclCalls.ensure_init`).
+
+The ATC ``--soc_version`` is the chip AscendCL reports (``acl.get_soc_name``); one given by the
+caller or a chip preset must agree with it, since an .om runs only on the chip it was built for.
+Host memory reaches Python through ``acl.util.bytes_to_ptr``/``ptr_to_bytes``, or through
+``numpy_to_ptr``/``ptr_to_numpy`` on older pyacl that lacks them.
 
 Return conventions follow §4.1 exactly: creators return ``(value, ret)``, actions return
 ``ret``, pure getters and constructors return the value alone (a null handle on failure).
@@ -23,28 +29,34 @@ code with its §4.2 name. ``acl`` is imported only when a backend is asked for i
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 
-from hetnpu.backends.acl_errors import AclCalls, AclError
+from hetnpu.backends.acl_errors import ACL_ERROR_UNINITIALIZE, AclCalls, AclError, missing_util
 from hetnpu.backends.atc import (
     CANN_HINT,
     AtcRunner,
     StageTensor,
     convert,
     find_atc,
+    input_format,
+    precision_mode,
     stage_inputs,
     stage_outputs,
 )
 from hetnpu.backends.base import Availability, CompileOptions, Executable
-from hetnpu.errors import BackendUnavailableError, InputError
+from hetnpu.errors import BackendUnavailableError, ConfigError, InputError
+
+if TYPE_CHECKING:
+    from hetnpu.devices.spec import NpuSpec
 
 __all__ = ["ACL_DTYPES", "AclError", "AscendBackend", "AscendExecutable", "load_acl"]
 
@@ -91,7 +103,6 @@ def load_acl() -> ModuleType:
 class _Held:
     """What an executable holds, released in the order of §4.1's teardown."""
 
-    initialized: bool = False
     device_set: bool = False
     context: Any = None
     stream: Any = None
@@ -142,9 +153,8 @@ class AscendExecutable:
     # -- load ---------------------------------------------------------------------------------
     def _load(self, om_path: str) -> None:
         acl, held, dev = self._acl, self._held, self._device_id
-        acl.acquire_init()
-        held.initialized = True
-        acl.ret("rt.set_device", dev)
+        acl.ensure_init()
+        self._set_device()
         held.device_set = True
         held.context = acl.value_ret("rt.create_context", dev)
         held.stream = acl.value_ret("rt.create_stream")
@@ -197,6 +207,28 @@ class AscendExecutable:
             ]
             for j, t in enumerate(self._outputs)
         ]
+
+    def _set_device(self) -> None:
+        acl, dev = self._acl, self._device_id
+        try:
+            acl.ret("rt.set_device", dev)
+            return
+        except AclError as err:
+            if err.code != ACL_ERROR_UNINITIALIZE:
+                raise
+        # Someone finalised AscendCL since hetnpu initialised it; the newest runtime allows
+        # initialising again, older ones answer REPEAT_INITIALIZE and stay finalised.
+        acl.ensure_init(again=True)
+        try:
+            acl.ret("rt.set_device", dev)
+        except AclError as err:
+            if err.code == ACL_ERROR_UNINITIALIZE:
+                err.add_note(
+                    "AscendCL was finalised in this process after hetnpu initialised it, and "
+                    "this runtime does not initialise again (older CANN: one acl.init per "
+                    "process); leave finalising to hetnpu's exit hook"
+                )
+            raise
 
     def _query(self, call: str, *args: Any, ok: Callable[[Any], bool], expected: str) -> Any:
         """A getter whose value alone must say whether it worked: check it against the model."""
@@ -269,9 +301,9 @@ class AscendExecutable:
         acl, held = self._acl, self._held
         acl.ret("rt.set_context", held.context)
         for (ptr, size), arr in zip(self._in_dev, arrays, strict=True):
-            data = arr.tobytes()  # must outlive the copy: the pointer points into it
-            host = acl.handle("util.bytes_to_ptr", data)
+            host, source = acl.host_pointer(arr)
             acl.ret("rt.memcpy", ptr, size, host, size, self._h2d)
+            del source  # only now: `host` points into it until the copy has returned
         if self._async:
             acl.ret(
                 "mdl.execute_async", held.model_id, self._in_dataset, self._out_dataset, held.stream
@@ -296,10 +328,7 @@ class AscendExecutable:
                 f"returned {info!r} for output {t.name!r}, whose buffer holds {size} B of {dtype}",
             )
         acl.ret("rt.memcpy", host_ptr, size, dev_ptr, size, self._d2h)
-        raw = acl.invoke("util.ptr_to_bytes", host_ptr, size)
-        got = len(raw) if isinstance(raw, bytes | bytearray) else None
-        if got != size:
-            raise AclError("acl.util.ptr_to_bytes", None, f"returned {got} B instead of {size} B")
+        raw = acl.read_host(host_ptr, size)
         out = np.frombuffer(raw, dtype=dtype, count=count).reshape(dims)
         # ATC may emit fp16 outputs for an fp32 graph; the session promises the ONNX dtypes.
         return out.astype(t.dtype) if dtype != t.dtype else out.copy()
@@ -370,11 +399,7 @@ class AscendExecutable:
             attempt("rt.destroy_context", held.context)
         if held.device_set:
             attempt("rt.reset_device", self._device_id)
-        if held.initialized:
-            try:
-                acl.release_init()
-            except AclError as err:
-                failures.append(err)
+        # No acl.finalize: AscendCL stays initialised for the process (AclCalls.ensure_init).
         self._held = _Held()
         if cause is not None:
             for err in failures:
@@ -391,8 +416,13 @@ class AscendBackend:
         The ``acl`` module; imported from the CANN toolkit when None.
     atc : AtcRunner, optional
         Runs ATC; the ``atc`` on PATH when None.
-    soc_version : str
+    soc_version : str, optional
         ATC's ``--soc_version`` (ascend-facts §4.3), e.g. ``"Ascend910A"``, ``"Ascend310P3"``.
+        When None (the default), the chip AscendCL reports (``acl.get_soc_name``); when given,
+        it must be that chip, since an .om runs only on the chip it was built for.
+    chip : str, path or NpuSpec, optional
+        A chip preset (e.g. ``"ascend310p"``) whose ``soc_version`` is expected, checked like
+        ``soc_version``; both may be given only if they agree.
     device_id : int, optional
         The device to run on; ``CompileOptions.device_id`` when None.
     execute_async : bool
@@ -406,18 +436,23 @@ class AscendBackend:
         self,
         acl_module: Any = None,
         atc: AtcRunner | None = None,
-        soc_version: str = "Ascend910A",
+        soc_version: str | None = None,
         device_id: int | None = None,
         execute_async: bool = True,
+        chip: str | os.PathLike[str] | NpuSpec | None = None,
     ) -> None:
         self._acl_module = acl_module
         self._atc = atc
         self.soc_version = soc_version
+        self.chip = chip
         self.device_id = device_id
         self.execute_async = execute_async
 
     def _toolchain(self) -> tuple[Any, AtcRunner]:
         acl = self._acl_module if self._acl_module is not None else load_acl()
+        missing = missing_util(acl)
+        if missing:
+            raise BackendUnavailableError(f"npu: {missing}; {CANN_HINT}")
         atc = self._atc if self._atc is not None else find_atc()
         if atc is None:
             raise BackendUnavailableError(
@@ -425,8 +460,37 @@ class AscendBackend:
             )
         return acl, atc
 
+    def _expected_soc(self) -> tuple[str, str] | None:
+        """The SoC the caller expects and where it comes from, or None to take the runtime's."""
+        preset = None
+        if self.chip is not None:
+            from hetnpu.devices.presets import npu_spec  # needed only when a chip is named
+
+            spec = self.chip if hasattr(self.chip, "soc_version") else npu_spec(self.chip)
+            preset = (spec.soc_version, f"chip preset {spec.name!r}")
+        if self.soc_version is None:
+            return preset
+        if preset is not None and preset[0] != self.soc_version:
+            raise ConfigError(
+                f"npu: soc_version {self.soc_version!r} disagrees with the {preset[1]}'s "
+                f"soc_version {preset[0]!r}; give one of them"
+            )
+        return self.soc_version, "soc_version"
+
+    def _soc_version(self, acl: AclCalls, expected: tuple[str, str] | None) -> str:
+        """ATC's ``--soc_version``: the chip AscendCL runs on, checked against ``expected``."""
+        runtime = acl.soc_name()
+        if expected is not None and expected[0] != runtime:
+            raise ConfigError(
+                f"npu: {expected[1]} is {expected[0]!r} but AscendCL reports the chip as "
+                f"{runtime!r} (acl.get_soc_name); ATC's --soc_version must match the chip the "
+                f"model runs on, so leave soc_version unset or set it to {runtime!r}"
+            )
+        return runtime
+
     def available(self) -> Availability:
-        """True when ``acl`` imports and ``atc`` is found; otherwise what to install."""
+        """True when ``acl`` imports with usable host-memory calls and ``atc`` is found;
+        otherwise what to install."""
         try:
             self._toolchain()
         except BackendUnavailableError as exc:
@@ -441,20 +505,29 @@ class AscendBackend:
         BackendUnavailableError
             ``acl`` or ``atc`` is missing (the message says what to install), or ATC failed.
         ModelError
-            An input has a symbolic dim (ATC needs static shapes).
+            An input has a symbolic dim (ATC needs static shapes) or more than 5 dims.
+        ConfigError
+            The precision is not one ATC is driven with, or ``soc_version``/``chip`` names
+            another chip than the one AscendCL reports.
         AclError
             An AscendCL call failed; everything allocated before it has been released.
         """
-        acl, atc = self._toolchain()
+        acl_module, atc = self._toolchain()
+        # What needs no device is refused before AscendCL is touched.
+        precision_mode(options.precision)
+        input_format(stage_inputs(model))
+        expected = self._expected_soc()
+        acl = AclCalls(acl_module)
+        acl.ensure_init()
         converted = convert(
             model,
-            soc_version=self.soc_version,
+            soc_version=self._soc_version(acl, expected),
             precision=options.precision,
             atc=atc,
             cache_dir=options.cache_dir,
         )
         return AscendExecutable(
-            acl,
+            acl_module,
             converted.om_path,
             model,
             device_id=self.device_id if self.device_id is not None else options.device_id,

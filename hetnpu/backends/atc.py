@@ -2,8 +2,26 @@
 
 The command line follows ascend-facts §4.3: ``atc --model=x.onnx --framework=5
 --output=<name without .om> --soc_version=... --input_shape="name:d0,d1;..."
---input_format=NCHW|ND --log=error`` plus ``--precision_mode=force_fp32`` for fp32 stages.
-ATC needs static shapes (§4.3), so a symbolic dim is refused here, naming the input.
+--input_format=NCHW|NCDHW|ND --precision_mode=... --log=error``. ATC needs static shapes (§4.3),
+so a symbolic dim is refused here, naming the input.
+
+Precision (``CompileOptions.precision``) -> ``--precision_mode``. The values' meanings are from the
+``--precision_mode`` option pages of ATC/AOE (hiascend.com, CANN 6.0.1 .../601/devtools/
+auxiliarydevtool/aoepar_16_044.html to CANN 8.0.0 .../en/canncommercial/800/devaids/aoe/
+aoepar_16_042.html) and ATC's ``--precision_mode_v2`` page (.../800/devaids/atc/
+atlasatcparam_16_0069.html, whose ``origin`` is ``must_keep_origin_dtype``):
+
+* ``"fp16"`` -> ``force_fp16``: every op that has a float16 implementation computes in
+  float16. The pages give it as the default for inference but other defaults for training
+  scenarios (``must_keep_origin_dtype`` on Atlas A2), so it is passed rather than left to the
+  installed version.
+* ``"fp32"`` -> ``must_keep_origin_dtype``: every op keeps the model's dtype; an op whose AI Core
+  kernel has no float32 variant falls back to an AI CPU kernel or fails the conversion (older
+  pages: the mode cannot be used at all then, naming Conv2D). This is the mode the capability
+  check (:data:`hetnpu.devices.capability.PRECISIONS`) assumes. ``force_fp32`` is not used: the
+  pages equate it with ``cube_fp16in_fp32out``, under which Cube ops take float16 inputs
+  whenever they have a float16-in/float32-out kernel, so an "fp32" stage would lose precision.
+* ``"int8"`` is refused: ATC does not quantise; a quantised model comes from Huawei's AMCT.
 
 Cache layout: ``<cache_dir>/<key>.onnx`` (the stage as converted, which the .om was built from)
 and ``<cache_dir>/<key>.om``. The key hashes the model bytes, the SoC and the precision, so a
@@ -31,6 +49,8 @@ from hetnpu.errors import BackendUnavailableError, ConfigError, ModelError
 
 __all__ = [
     "CANN_HINT",
+    "INPUT_FORMATS",
+    "PRECISION_MODES",
     "AtcRunner",
     "Converted",
     "StageTensor",
@@ -40,6 +60,8 @@ __all__ = [
     "convert",
     "default_cache_dir",
     "find_atc",
+    "input_format",
+    "precision_mode",
     "stage_inputs",
     "stage_outputs",
 ]
@@ -54,13 +76,20 @@ CANN_HINT = (
 ONNX_FRAMEWORK = 5
 """ATC ``--framework`` value for ONNX (ascend-facts §4.3)."""
 
-PRECISION_FLAGS: dict[str, tuple[str, ...]] = {
-    "fp16": (),  # ATC's own default precision mode
-    "fp32": ("--precision_mode=force_fp32",),
+PRECISION_MODES: dict[str, str] = {
+    "fp16": "force_fp16",
+    "fp32": "must_keep_origin_dtype",
 }
-"""CompileOptions.precision -> the ATC flags it adds (ascend-facts §4.3)."""
+"""CompileOptions.precision -> ATC's ``--precision_mode`` (see the module docstring for why)."""
 
-_CACHE_FORMAT = b"hetnpu-atc-1"
+INPUT_FORMATS = {4: "NCHW", 5: "NCDHW"}
+"""Rank of image inputs -> the ``--input_format`` that declares them. ATC's ``--input_format``
+page (hiascend.com .../canncommercial/800/devaids/atc/atlasatcparam_16_0015.html) offers NCHW,
+NCDHW and ND for ONNX, with ND limited to 4 dims, and takes one value for all inputs."""
+
+_ND_MAX_DIMS = 4
+
+_CACHE_FORMAT = b"hetnpu-atc-2"
 """Bumped whenever the ATC command line changes, so old .om files are not reused."""
 
 _TAIL_LINES = 20
@@ -168,34 +197,94 @@ def atc_args(
     inputs : sequence of StageTensor
         The fed inputs with static dims, for ``--input_shape`` and ``--input_format``.
     precision : str
-        ``"fp16"`` (ATC's default mode, no flag) or ``"fp32"`` (``--precision_mode=force_fp32``).
+        ``"fp16"`` (``--precision_mode=force_fp16``) or ``"fp32"``
+        (``--precision_mode=must_keep_origin_dtype``).
 
     Returns
     -------
     list of str
         The arguments, without the program name.
 
+    Raises
+    ------
+    ConfigError
+        ``precision`` is not one ATC is driven with here.
+    ModelError
+        An input has more dims than any ONNX ``--input_format`` value covers.
+
     Examples
     --------
     >>> x = StageTensor("x", (1, 3, 224, 224), np.dtype("float32"))
     >>> atc_args("m.onnx", "o/m", "Ascend310P3", [x], "fp32")[3:]  # doctest: +NORMALIZE_WHITESPACE
     ['--soc_version=Ascend310P3', '--input_shape=x:1,3,224,224', '--input_format=NCHW',
-     '--precision_mode=force_fp32', '--log=error']
+     '--precision_mode=must_keep_origin_dtype', '--log=error']
     """
-    _check_precision(precision)
+    mode = precision_mode(precision)
     shapes = ";".join(f"{t.name}:{','.join(map(str, t.dims))}" for t in inputs)
-    # One --input_format covers every input; NCHW tells ATC the 4-D inputs are images.
-    fmt = "NCHW" if inputs and all(len(t.dims) == 4 for t in inputs) else "ND"
     return [
         f"--model={onnx_path}",
         f"--framework={ONNX_FRAMEWORK}",
         f"--output={output}",
         f"--soc_version={soc_version}",
         f"--input_shape={shapes}",
-        f"--input_format={fmt}",
-        *PRECISION_FLAGS[precision],
+        f"--input_format={input_format(inputs)}",
+        f"--precision_mode={mode}",
         "--log=error",
     ]
+
+
+def input_format(inputs: Sequence[StageTensor]) -> str:
+    """The one ``--input_format`` for all ``inputs``: NCDHW if any is 5-D, NCHW if all are 4-D,
+    else ND (which ATC limits to 4 dims; see :data:`INPUT_FORMATS`).
+
+    Raises
+    ------
+    ModelError
+        An input has more than 5 dims, which no ONNX value of ``--input_format`` declares.
+
+    Examples
+    --------
+    >>> f32 = np.dtype("float32")
+    >>> input_format([StageTensor("clip", (1, 3, 8, 112, 112), f32), StageTensor("t", (1,), f32)])
+    'NCDHW'
+    >>> input_format([StageTensor("img", (1, 3, 4, 4), f32), StageTensor("t", (1, 4), f32)])
+    'ND'
+    """
+    too_deep = [t for t in inputs if len(t.dims) > max(INPUT_FORMATS)]
+    if too_deep:
+        t = too_deep[0]
+        raise ModelError(
+            f"npu: input {t.name!r} has {len(t.dims)} dims; ATC's --input_format for ONNX "
+            f"declares at most 5 (NCDHW), and ND at most {_ND_MAX_DIMS}"
+        )
+    ranks = {len(t.dims) for t in inputs}
+    if max(INPUT_FORMATS) in ranks:
+        # ND would be refused for the 5-D input; NCDHW is the only ONNX value that admits it.
+        return INPUT_FORMATS[max(INPUT_FORMATS)]
+    return INPUT_FORMATS[4] if ranks == {4} else "ND"
+
+
+def precision_mode(precision: str) -> str:
+    """ATC's ``--precision_mode`` for ``CompileOptions.precision`` (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        ``precision`` is not one ATC is driven with here (``"int8"`` needs a model quantised
+        beforehand, which ATC does not do).
+    """
+    try:
+        return PRECISION_MODES[precision]
+    except KeyError:
+        why = (
+            " (ATC does not quantise; quantise the model with AMCT first)"
+            if precision == "int8"
+            else ""
+        )
+        raise ConfigError(
+            f"npu: CompileOptions.precision {precision!r} is not supported by the ATC path{why}; "
+            f"use one of {', '.join(PRECISION_MODES)}"
+        ) from None
 
 
 def cache_key(model_bytes: bytes, soc_version: str, precision: str) -> str:
@@ -237,9 +326,10 @@ def convert(
     model : onnx.ModelProto
         The stage, with static input shapes.
     soc_version : str
-        ATC's ``--soc_version``, e.g. ``"Ascend910A"`` or ``"Ascend310P3"``.
+        ATC's ``--soc_version``, e.g. ``"Ascend910A"`` or ``"Ascend310P3"``; it must name the
+        chip the .om will run on.
     precision : str
-        ``"fp16"`` (ATC's default mode) or ``"fp32"`` (``--precision_mode=force_fp32``).
+        ``"fp16"`` or ``"fp32"`` (see :func:`precision_mode`).
     atc : AtcRunner
         Runs ATC (the real binary, or a stand-in in tests).
     cache_dir : path-like, optional
@@ -252,14 +342,15 @@ def convert(
     Raises
     ------
     ModelError
-        An input has a symbolic dim.
+        An input has a symbolic dim, or more dims than ``--input_format`` declares.
     ConfigError
         ``precision`` is not one ATC is driven with here.
     BackendUnavailableError
         ATC failed, hung or could not be started; the message carries the tail of its output.
     """
-    _check_precision(precision)
+    precision_mode(precision)
     inputs = stage_inputs(model)
+    input_format(inputs)
     data = model.SerializeToString(deterministic=True)
     key = cache_key(data, soc_version, precision)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -282,14 +373,6 @@ def convert(
         # writers of hetnpu.atomic are.
         os.replace(produced[0], om_path)
     return Converted(om_path, onnx_path, cache_hit=False)
-
-
-def _check_precision(precision: str) -> None:
-    if precision not in PRECISION_FLAGS:
-        raise ConfigError(
-            f"npu: CompileOptions.precision {precision!r} is not supported by the ATC path; "
-            f"use one of {', '.join(PRECISION_FLAGS)}"
-        )
 
 
 def _run(

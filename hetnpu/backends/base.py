@@ -33,7 +33,7 @@ class CompileOptions:
     """Options a session passes to every backend's ``compile``."""
 
     precision: str = "fp16"
-    """NPU precision mode: "fp16" (ATC's default), "fp32" (ATC force_fp32) or "int8"."""
+    """NPU precision mode: "fp16" (ATC force_fp16), "fp32" (must_keep_origin_dtype) or "int8"."""
     device_id: int = 0
     cache_dir: str | None = None
     """Where compiled artifacts (e.g. .om files) are cached, keyed by model hash."""

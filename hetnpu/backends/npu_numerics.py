@@ -10,7 +10,7 @@ What the Da Vinci core does, and so what this module reproduces (ascend-facts §
   conversion shows up as a wrong answer.
 - In fp16 mode (ATC's default) every float tensor is rounded to fp16 between ops, Cube products
   accumulate in fp32, and a result that leaves fp16's range is an overflow, as the chip's
-  overflow flag reports. In fp32 mode (ATC's force_fp32) nothing is rounded.
+  overflow flag reports. In fp32 mode (ATC's must_keep_origin_dtype) nothing is rounded.
 
 Left out: int8 quantisation scales, the Cube's adder tree inside one K-block (modelled as the exact
 sum rounded once to fp32), and saturation modes (an overflow is reported, and the value becomes

@@ -8,7 +8,7 @@ layout code without hardware: a wrong conversion gives a wrong answer.
 
 In fp16 mode a result beyond fp16's range is what the chip's overflow flag reports: a
 :class:`NumericOverflowWarning` naming the first node it happened at, or with ``strict=True`` a
-:class:`NumericOverflowError`. ``precision="fp32"`` (ATC's force_fp32) rounds nothing.
+:class:`NumericOverflowError`. ``precision="fp32"`` (ATC's must_keep_origin_dtype) rounds nothing.
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ class SimNpuExecutable:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         log: list[tuple[str, str, float]] = []
-        # force_fp32 has fp32's range: only fp16 mode watches for overflows.
+        # fp32 mode keeps fp32's range: only fp16 mode watches for overflows.
         token = _overflow.set(log if self.precision == "fp16" else None)
         try:
             device_feeds = {}
@@ -328,7 +328,7 @@ class SimNpuExecutable:
             )
             msg = (
                 f"sim-npu: fp16 overflow first at node {name!r} ({op_type}): {what}; run with "
-                "precision='fp32' (ATC --precision_mode=force_fp32) for this model"
+                "precision='fp32' (ATC --precision_mode=must_keep_origin_dtype) for this model"
             )
             if self.strict:
                 raise NumericOverflowError(msg)

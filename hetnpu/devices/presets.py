@@ -17,6 +17,7 @@ Any problem is a :class:`~hetnpu.errors.ConfigError` naming the file and the key
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -261,6 +262,41 @@ def names(kind: str | None = None) -> list[str]:
     return [n for n in every if (_resolve(_locate(n, None)).kind or "npu") == kind]
 
 
+CPU_PRESET = "cpu_x86"
+"""The generic host CPU a system is given when the caller names none."""
+GPU_PRESET = "gpu_datacentre"
+"""The generic GPU a system is given when the caller names none."""
+
+
+def npu_spec(chip: NpuSpec | str | os.PathLike[str]) -> NpuSpec:
+    """``chip`` itself if it is a spec, else the NPU preset or TOML file it names."""
+    return chip if isinstance(chip, NpuSpec) else load_npu(chip)
+
+
+def cpu_spec(cpu: CpuSpec | str | os.PathLike[str] | None = None) -> CpuSpec:
+    """``cpu`` itself if it is a spec, the preset or file it names, or the generic CPU."""
+    if isinstance(cpu, CpuSpec):
+        return cpu
+    return _default_cpu() if cpu is None else load_cpu(cpu)
+
+
+def gpu_spec(gpu: GpuSpec | str | os.PathLike[str] | None = None) -> GpuSpec:
+    """``gpu`` itself if it is a spec, the preset or file it names, or the generic GPU."""
+    if isinstance(gpu, GpuSpec):
+        return gpu
+    return _default_gpu() if gpu is None else load_gpu(gpu)
+
+
+@functools.cache
+def _default_cpu() -> CpuSpec:
+    return load_cpu(CPU_PRESET)
+
+
+@functools.cache
+def _default_gpu() -> GpuSpec:
+    return load_gpu(GPU_PRESET)
+
+
 def load_npu(
     name_or_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
 ) -> NpuSpec:
@@ -269,14 +305,14 @@ def load_npu(
 
 
 def load_cpu(
-    name_or_path: str | os.PathLike[str] = "cpu_x86", overrides: Mapping[str, Any] | None = None
+    name_or_path: str | os.PathLike[str] = CPU_PRESET, overrides: Mapping[str, Any] | None = None
 ) -> CpuSpec:
     """The spec of a CPU preset or file; the generic x86 server CPU by default."""
     return cast(CpuSpec, load_preset(name_or_path, overrides, kind="cpu").spec)
 
 
 def load_gpu(
-    name_or_path: str | os.PathLike[str] = "gpu_datacentre",
+    name_or_path: str | os.PathLike[str] = GPU_PRESET,
     overrides: Mapping[str, Any] | None = None,
 ) -> GpuSpec:
     """The spec of a GPU preset or file; the generic data-centre GPU by default."""

@@ -12,14 +12,28 @@ context that still owns streams or models, ``finalize`` while anything is alive.
 the ONNX file the fake .om points to in onnxruntime. ``fail_on("rt.malloc", 207001, nth=1)``
 makes a call fail once, without doing anything; ``leaks()`` lists what was not released.
 
-``FakeAtc`` checks the command line against §4.3 and the model, then writes a .om that is a
-small JSON file recording the source .onnx path.
+Conventions of the real module that the stand-in enforces, each with its source beside the code:
+
+* ``init`` after ``finalize`` fails as older runtimes fail (``init_after_finalize=True`` gives
+  the newest runtime, which allows it); a repeated ``init`` answers REPEAT_INITIALIZE.
+* ``get_soc_name`` reports the chip (``soc_name=``), and ``mdl.load_from_file`` refuses an .om
+  built by ATC for another ``--soc_version``.
+* ``util.bytes_to_ptr`` takes ``bytes`` only (ValueError otherwise) and points into that object,
+  which must outlive the pointer; ``legacy_util=True`` gives older pyacl, which has only
+  ``numpy_to_ptr``/``ptr_to_numpy``.
+* The .om computes as ATC's ``--precision_mode`` says: float16 Cube inputs under
+  ``force_fp32``, everything in float16 under ``force_fp16``, the model's dtypes under
+  ``must_keep_origin_dtype``.
+
+``FakeAtc`` checks the command line against §4.3, ATC's option pages and the model, then writes
+a .om that is a small JSON file recording the source .onnx path, the SoC and the precision mode.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +45,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper
+from onnx import TensorProto, helper
 
 ACL_DEVICE, ACL_HOST = 0, 1
 H2H, H2D, D2H, D2D = 0, 1, 2, 3
@@ -63,7 +77,8 @@ KINDS: dict[str, str] = {
          "mdl.create_desc", "mdl.create_dataset", "mdl.get_num_inputs", "mdl.get_num_outputs",
          "mdl.get_input_size_by_index", "mdl.get_output_size_by_index",
          "mdl.get_output_data_type", "mdl.get_dataset_num_buffers", "mdl.get_dataset_buffer",
-         "util.bytes_to_ptr", "util.ptr_to_bytes"], VALUE),
+         "get_soc_name", "util.bytes_to_ptr", "util.ptr_to_bytes", "util.numpy_to_ptr",
+         "util.ptr_to_numpy"], VALUE),
 }  # fmt: skip
 """Every call the stand-in offers -> its return convention (ascend-facts §4.1)."""
 
@@ -71,7 +86,55 @@ _SIDES = {H2H: ("host", "host"), H2D: ("device", "host"), D2H: ("host", "device"
           D2D: ("device", "device")}  # fmt: skip
 """memcpy kind -> (destination, source) memory (ascend-facts §4.1)."""
 
-_NULL = {"mdl.get_output_data_type": -1, "util.ptr_to_bytes": b"", "mdl.get_cur_output_dims": {}}
+_NULL = {"mdl.get_output_data_type": -1, "util.ptr_to_bytes": b"", "mdl.get_cur_output_dims": {},
+         "get_soc_name": None, "util.ptr_to_numpy": None}  # fmt: skip
+
+LEGACY_UTIL = frozenset({"util.bytes_to_ptr", "util.ptr_to_bytes"})
+"""What older pyacl lacks: Huawei's samples test ``"bytes_to_ptr" in dir(acl.util)`` and fall
+back to numpy_to_ptr / ptr_to_numpy (Ascend/samples resnet50_imagenet_classification and
+resnet50_async_imagenet_classification ``src/acl_net.py``, ``python/common/acllite/*.py``)."""
+
+NPY_TYPES = {np.dtype(t).num: np.dtype(t) for t in (np.bool_, np.int8, np.uint8, np.int16,
+             np.uint16, np.int32, np.uint32, np.int64, np.uint64, np.float16, np.float32,
+             np.float64)}  # fmt: skip
+"""ptr_to_numpy's ``type``: numpy's type numbers (pyACL ptr_to_numpy page: 2 NPY_UINT8 ...)."""
+
+CUBE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+"""ONNX ops that run on the Cube unit, the "matrix computation" ops of ATC's precision pages."""
+
+FP16_COMPUTE: dict[str, tuple[frozenset[str] | None, bool]] = {
+    # Source for each: ATC/AOE --precision_mode pages (hiascend.com CANN 6.0.1 .../601/devtools/
+    # auxiliarydevtool/aoepar_16_044.html, CANN 8.0.0 .../en/canncommercial/800/devaids/aoe/
+    # aoepar_16_042.html) and ATC's --precision_mode_v2 page (.../800/devaids/atc/
+    # atlasatcparam_16_0069.html). None = every op.
+    "force_fp16": (None, True),  # "forces float16 for operators supporting both"
+    "allow_fp32_to_fp16": (CUBE_OPS, True),  # "for cube operators, float16"
+    # force_fp32 == cube_fp16in_fp32out: Cube ops "preferred input float16, output float32".
+    "force_fp32": (CUBE_OPS, False),
+    "cube_fp16in_fp32out": (CUBE_OPS, False),
+    "must_keep_origin_dtype": (frozenset(), False),  # "retain the original precision"
+    # Approximations (hetnpu never passes these): the built-in mixed-precision lists are
+    # modelled as "Cube ops in float16", and bfloat16 as float16.
+    "allow_mix_precision": (CUBE_OPS, True),
+    "allow_mix_precision_fp16": (CUBE_OPS, True),
+    "allow_mix_precision_bf16": (CUBE_OPS, True),
+    "allow_fp32_to_bf16": (CUBE_OPS, True),
+}
+"""--precision_mode -> (ops whose float32 inputs are rounded to float16, outputs too?)."""
+
+ATC_DEFAULT_PRECISION = "force_fp16"
+"""ATC's default --precision_mode for inference (the precision pages above: "force_fp16
+(default)")."""
+
+
+def _described(arg: Any) -> Any:
+    """A buffer argument as a short description: the record must not keep it alive, since the
+    stand-in checks whether the caller still holds what a pointer points into."""
+    if isinstance(arg, np.ndarray):
+        return f"<ndarray {arg.nbytes} B>"
+    if isinstance(arg, bytes | bytearray | memoryview):
+        return f"<{type(arg).__name__} {memoryview(arg).nbytes} B>"
+    return arg
 
 
 @dataclass(frozen=True)
@@ -102,17 +165,75 @@ def _tensors(values: Sequence[onnx.ValueInfoProto], skip: set[str]) -> list[Any]
     ]  # fmt: skip
 
 
+def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Tensor name -> ONNX element type, intermediate tensors included (by shape inference)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*g.input, *g.value_info, *g.output]}
+    types.update({t.name: t.data_type for t in g.initializer})
+    return types
+
+
+def as_compiled(model: onnx.ModelProto, precision_mode: str) -> onnx.ModelProto:
+    """``model`` as the .om ATC builds with ``precision_mode`` computes it (:data:`FP16_COMPUTE`):
+    the chosen ops' float32 inputs, and outputs if so, pass through float16."""
+    ops, outputs_too = FP16_COMPUTE[precision_mode]
+    if ops is not None and not ops:
+        return model
+    types = _elem_types(model)
+    nodes: list[onnx.NodeProto] = []
+
+    def rounded(src: str, dst: str) -> list[onnx.NodeProto]:
+        return [
+            helper.make_node("Cast", [src], [dst + "_h"], to=TensorProto.FLOAT16),
+            helper.make_node("Cast", [dst + "_h"], [dst], to=TensorProto.FLOAT),
+        ]
+
+    for i, original in enumerate(model.graph.node):
+        node = onnx.NodeProto()
+        node.CopyFrom(original)
+        if ops is None or node.op_type in ops:
+            for k, name in enumerate(node.input):
+                if name and types.get(name) == TensorProto.FLOAT:
+                    nodes += rounded(name, f"{name}__fp16in_{i}_{k}")
+                    node.input[k] = f"{name}__fp16in_{i}_{k}"
+            post: list[onnx.NodeProto] = []
+            for k, name in enumerate(node.output):
+                if outputs_too and name and types.get(name) == TensorProto.FLOAT:
+                    node.output[k] = f"{name}__fp16out"
+                    post += rounded(f"{name}__fp16out", name)
+            nodes += [node, *post]
+        else:
+            nodes.append(node)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
+
+
 class FakeAcl:
     """The stand-in ``acl`` module. See the module docstring for what it enforces."""
 
-    def __init__(self, *, device_count: int = 1, run_mode: int = ACL_HOST, call_delay_s: float = 0):
+    def __init__(
+        self,
+        *,
+        device_count: int = 1,
+        run_mode: int = ACL_HOST,
+        call_delay_s: float = 0,
+        soc_name: str = "Ascend310P3",
+        legacy_util: bool = False,
+        init_after_finalize: bool = False,
+    ):
         self.device_count, self.run_mode, self.call_delay_s = device_count, run_mode, call_delay_s
+        self.soc_name, self.init_after_finalize = soc_name, init_after_finalize
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self._faults: list[list[Any]] = []
         self._lock = threading.RLock()
         self._next = 0x1000
         self._inited = False
+        self._finalized = False
         self._device_refs: dict[int, int] = {}
         self._contexts: dict[int, int] = {}  # context -> device
         self._current: dict[int, int] = {}  # thread -> context
@@ -124,10 +245,12 @@ class FakeAcl:
         self._buffers: dict[int, tuple[int, int]] = {}  # data buffer -> (ptr, size)
         self._device: dict[int, bytearray] = {}
         self._host: dict[int, bytearray] = {}
-        self._util: dict[int, bytes] = {}
+        self._util: dict[int, bytes | np.ndarray] = {}  # the object a util pointer points into
         self._dirty: dict[int, int] = {}  # device pointer -> stream of a task that will write it
         self.rt, self.mdl, self.util = SimpleNamespace(), SimpleNamespace(), SimpleNamespace()
         for name, kind in KINDS.items():
+            if legacy_util and name in LEGACY_UTIL:
+                continue
             space, _, attr = name.rpartition(".")
             impl = getattr(self, "_" + name.replace(".", "_"))
             setattr(getattr(self, space) if space else self, attr, self._wrap(name, kind, impl))
@@ -157,7 +280,10 @@ class FakeAcl:
                 else:
                     null = _NULL.get(name, 0)
                     result = fire[0] if kind == RET else (null, fire[0]) if kind == PAIR else null
-                self.calls.append(Call(name, args, result, threading.get_ident(), fire is not None))
+                recorded = tuple(_described(a) for a in args)
+                self.calls.append(
+                    Call(name, recorded, result, threading.get_ident(), fire is not None)
+                )
             return result
 
         return call
@@ -180,6 +306,11 @@ class FakeAcl:
         self._next += 0x10
         return self._next
 
+    @property
+    def initialised(self) -> bool:
+        """Whether acl.init has run and acl.finalize has not."""
+        return self._inited
+
     def _ctx_code(self) -> int:
         if not self._inited:
             return UNINITIALIZE
@@ -192,9 +323,12 @@ class FakeAcl:
 
     # -- leaks --------------------------------------------------------------------------------
     def leaks(self) -> list[str]:
-        """Everything created and not released, one line each (empty when all is released)."""
-        out = ["acl.init without acl.finalize"] if self._inited else []
-        out += [
+        """Everything created and not released, one line each (empty when all is released).
+
+        AscendCL itself being initialised is not listed: it stays so until the process exits
+        (see :attr:`initialised`).
+        """
+        out = [
             f"rt.set_device({d}) x{n} without reset_device"
             for d, n in self._device_refs.items()
             if n
@@ -212,18 +346,34 @@ class FakeAcl:
     # -- top level ----------------------------------------------------------------------------
     def _init(self, *config: Any) -> int:
         if self._inited:
-            return self._refuse(REPEAT_INITIALIZE, "acl.init: already initialised")
-        self._inited = True
+            # Old and new runtimes alike return REPEAT_INITIALIZE and carry on; the newest
+            # documents it as ignorable (hicann/runtime src/acl/aclrt_impl/acl.cpp aclInitImpl,
+            # docs/zh/api_ref/02_initialization_and_deinitialization.md).
+            return REPEAT_INITIALIZE
+        if self._finalized and not self.init_after_finalize:
+            # Older runtimes: aclInit "can be called only once in a process" (hicann/runtime
+            # include/external/acl/acl_rt.h still says so); AscendCL's acl.cpp of 2019-2020
+            # kept its init flag set after aclFinalize, so a second aclInit answered
+            # REPEAT_INITIALIZE while nothing worked any more.
+            return self._refuse(
+                REPEAT_INITIALIZE, "acl.init after acl.finalize: this runtime initialises once"
+            )
+        self._inited, self._finalized = True, False
         return 0
 
     def _finalize(self) -> int:
         if not self._inited:
             return self._refuse(REPEAT_FINALIZE, "acl.finalize: not initialised")
-        alive = self.leaks()[1:]
+        alive = self.leaks()
         if alive:
             return self._refuse(INVALID_PARAM, f"acl.finalize while alive: {alive}")
-        self._inited = False
+        self._inited, self._finalized = False, True
         return 0
+
+    def _get_soc_name(self) -> str:
+        # aclrtGetSocName: the name alone, null on failure (hicann/runtime
+        # include/external/acl/acl_base_rt.h); it needs no aclInit (it reads the SoC itself).
+        return self.soc_name
 
     def _create_data_buffer(self, ptr: int, size: int) -> int:
         mem = self._device.get(ptr, self._host.get(ptr))
@@ -353,10 +503,22 @@ class FakeAcl:
     def _rt_free_host(self, ptr: int) -> int:
         return self._release_mem(self._host, "rt.free_host", ptr)
 
-    def _pools(self, side: str) -> list[dict[int, Any]]:
+    def _pools(self, side: str) -> list[dict[int, bytearray]]:
         if self.run_mode == ACL_DEVICE:  # the program's own memory is device memory too
-            return [self._device, self._host, self._util]
-        return [self._device] if side == "device" else [self._host, self._util]
+            return [self._device, self._host]
+        return [self._device] if side == "device" else [self._host]
+
+    def _util_source(self, ptr: int) -> bytes | None:
+        """The bytes behind a util pointer, or None (noting a violation) if its object is gone."""
+        obj = self._util[ptr]
+        # References now: the _util entry, `obj`, getrefcount's argument. Any more is the caller.
+        if sys.getrefcount(obj) <= 3:
+            self.violations.append(
+                f"rt.memcpy reads {ptr:#x}, which points into an object the caller no longer "
+                "holds (pyACL bytes_to_ptr page: its input must outlive the pointer)"
+            )
+            return None
+        return obj if isinstance(obj, bytes) else obj.tobytes()
 
     def _rt_memcpy(self, dst: int, dst_max: int, src: int, count: int, kind: int) -> int:
         if code := self._need_ctx("rt.memcpy"):
@@ -364,10 +526,15 @@ class FakeAcl:
         if kind not in _SIDES:
             return self._refuse(INVALID_PARAM, f"rt.memcpy kind {kind}")
         dst_side, src_side = _SIDES[kind]
-        dmem = next(
-            (p[dst] for p in self._pools(dst_side) if dst in p and p is not self._util), None
+        dmem = next((p[dst] for p in self._pools(dst_side) if dst in p), None)
+        smem: bytes | bytearray | None = next(
+            (p[src] for p in self._pools(src_side) if src in p), None
         )
-        smem = next((p[src] for p in self._pools(src_side) if src in p), None)
+        on_host = src_side == "host" or self.run_mode == ACL_DEVICE
+        if smem is None and src in self._util and on_host:
+            smem = self._util_source(src)
+            if smem is None:
+                return INVALID_PARAM  # the violation is noted by _util_source
         if dmem is None or smem is None:
             return self._refuse(INVALID_PARAM, f"rt.memcpy kind {kind}: {dst:#x} <- {src:#x}")
         if not count <= dst_max <= len(dmem) or count > len(smem):
@@ -381,9 +548,37 @@ class FakeAcl:
 
     # -- util ---------------------------------------------------------------------------------
     def _util_bytes_to_ptr(self, data: bytes) -> int:
+        # pyACL bytes_convert.cpp: PyBytes_Check, else ValueError("needs an byte as argument");
+        # the pointer is PyBytes_AsString(data), into the object itself (no copy).
+        if not isinstance(data, bytes):
+            raise ValueError("needs an byte as argument")
         h = self._handle()
-        self._util[h] = bytes(data)
+        self._util[h] = data
         return h
+
+    def _util_numpy_to_ptr(self, data: np.ndarray) -> int:
+        # pyACL numpy_convert.cpp: PyArray_Check, else ValueError; a discontiguous array only
+        # warns, and memcpy then copies the wrong bytes. The pointer is the array's own data.
+        if not isinstance(data, np.ndarray):
+            raise ValueError("needs an ndarray as argument")
+        if not data.flags.c_contiguous:
+            self.violations.append("util.numpy_to_ptr: discontiguous ndarray")
+        h = self._handle()
+        self._util[h] = data
+        return h
+
+    def _util_ptr_to_numpy(self, ptr: int, shape: tuple[int, ...], npy_type: int) -> Any:
+        # pyACL numpy_convert.cpp: an ndarray over the memory at ptr (no copy), shape a tuple
+        # of ints, type a numpy type number.
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) for d in shape):
+            raise ValueError("the second argument is not list of int")
+        dtype = NPY_TYPES.get(npy_type)
+        mem = self._host.get(ptr, self._device.get(ptr) if self.run_mode == ACL_DEVICE else None)
+        count = int(np.prod(shape, dtype=np.int64))
+        if dtype is None or mem is None or count * dtype.itemsize > len(mem):
+            self.violations.append(f"util.ptr_to_numpy({ptr:#x}, {shape}, {npy_type}): bad")
+            return None
+        return np.frombuffer(mem, dtype=dtype, count=count).reshape(shape)
 
     def _util_ptr_to_bytes(self, ptr: int, size: int) -> bytes:
         mem = self._host.get(ptr, self._device.get(ptr) if self.run_mode == ACL_DEVICE else None)
@@ -406,9 +601,20 @@ class FakeAcl:
             proto = onnx.load(om["onnx"])
         except (OSError, KeyError, TypeError):
             return 0, self._refuse(READ_MODEL_FAILURE, f"mdl.load_from_file({path}): bad source")
+        if om.get("soc_version") != self.soc_name:
+            # ATC's --soc_version must name the chip the .om runs on (ascend-facts §4.3,
+            # [ATC-FW]); which code the runtime then returns is not documented.
+            return 0, self._refuse(
+                DESERIALIZE_MODEL,
+                f"mdl.load_from_file({path}): built for {om.get('soc_version')}, "
+                f"this is {self.soc_name}",
+            )
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        session = ort.InferenceSession(om["onnx"], opts, providers=["CPUExecutionProvider"])
+        compiled = as_compiled(proto, om.get("precision_mode") or ATC_DEFAULT_PRECISION)
+        session = ort.InferenceSession(
+            compiled.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
         inits = {t.name for t in proto.graph.initializer}
         ins, outs = _tensors(proto.graph.input, inits), _tensors(proto.graph.output, set())
         model = _Model(self._current[threading.get_ident()], session, ins, outs)
@@ -566,28 +772,34 @@ class FakeAcl:
 
 
 def documented_sequence(
-    n_in: int, n_out: int, execute_async: bool = True
+    n_in: int, n_out: int, execute_async: bool = True, legacy_util: bool = False
 ) -> tuple[list[str], list[str], list[str]]:
     """The calls of ascend-facts §4.1 for a model with ``n_in`` inputs and ``n_out`` outputs.
 
-    Returns the (load, run, release) parts, as hetnpu's backend should make them: buffers are
-    allocated once at load (inputs, then outputs), outputs get host buffers; a run makes the
-    context current in the calling thread; the release mirrors the load in reverse.
+    Returns the (load, run, release) parts, as hetnpu's backend should make them for the first
+    compile in a process: ``init`` once, the chip's name for ATC, buffers allocated once at load
+    (inputs, then outputs), host buffers for outputs; a run makes the context current in the
+    calling thread; the release mirrors the load in reverse, without ``finalize`` (AscendCL
+    stays initialised until the process exits). ``legacy_util``: older pyacl's util calls.
     """
-    load = ["init", "rt.set_device", "rt.create_context", "rt.create_stream", "rt.get_run_mode",
-            "mdl.load_from_file", "mdl.create_desc", "mdl.get_desc", "mdl.get_num_inputs",
-            "mdl.get_num_outputs", *["mdl.get_input_size_by_index"] * n_in,
+    load = ["init", "get_soc_name", "rt.set_device", "rt.create_context", "rt.create_stream",
+            "rt.get_run_mode", "mdl.load_from_file", "mdl.create_desc", "mdl.get_desc",
+            "mdl.get_num_inputs", "mdl.get_num_outputs", *["mdl.get_input_size_by_index"] * n_in,
             *["mdl.get_output_size_by_index"] * n_out, *["rt.malloc"] * (n_in + n_out),
             "mdl.create_dataset", *["create_data_buffer", "mdl.add_dataset_buffer"] * n_in,
             "mdl.create_dataset", *["create_data_buffer", "mdl.add_dataset_buffer"] * n_out,
             *["rt.malloc_host"] * n_out, *["mdl.get_output_data_type"] * n_out]  # fmt: skip
     execute = ["mdl.execute_async", "rt.synchronize_stream"] if execute_async else ["mdl.execute"]
-    run = ["rt.set_context", *["util.bytes_to_ptr", "rt.memcpy"] * n_in, *execute,
-           *["mdl.get_cur_output_dims", "rt.memcpy", "util.ptr_to_bytes"] * n_out]  # fmt: skip
+    to_ptr, from_ptr = (
+        ("util.numpy_to_ptr", "util.ptr_to_numpy") if legacy_util
+        else ("util.bytes_to_ptr", "util.ptr_to_bytes")
+    )  # fmt: skip
+    run = ["rt.set_context", *[to_ptr, "rt.memcpy"] * n_in, *execute,
+           *["mdl.get_cur_output_dims", "rt.memcpy", from_ptr] * n_out]  # fmt: skip
     release = ["rt.set_context", *["destroy_data_buffer"] * (n_in + n_out),
                "mdl.destroy_dataset", "mdl.destroy_dataset", *["rt.free"] * (n_in + n_out),
                *["rt.free_host"] * n_out, "mdl.unload", "mdl.destroy_desc", "rt.destroy_stream",
-               "rt.destroy_context", "rt.reset_device", "finalize"]  # fmt: skip
+               "rt.destroy_context", "rt.reset_device"]  # fmt: skip
     return load, run, release
 
 
@@ -595,7 +807,7 @@ RELEASES = {
     "destroy_data_buffer": "data buffer", "mdl.destroy_dataset": "dataset",
     "rt.free": "device buffer", "rt.free_host": "host buffer", "mdl.unload": "model",
     "mdl.destroy_desc": "desc", "rt.destroy_stream": "stream", "rt.destroy_context": "context",
-    "rt.reset_device": "reset_device", "finalize": "finalize",
+    "rt.reset_device": "reset_device", "finalize": "finalize at exit",
 }  # fmt: skip
 """Release call -> what it releases, for summaries."""
 
@@ -612,6 +824,20 @@ def released(calls: Sequence[Call]) -> str:
 SOC_VERSIONS = {"Ascend310", "Ascend310P3", "Ascend310B1", "Ascend310B4", "Ascend910A",
                 "Ascend910B1", "Ascend910B2", "Ascend910B3", "Ascend910B4"}  # fmt: skip
 """--soc_version values seen in ascend-facts §4.3."""
+
+PRECISION_MODES = frozenset(FP16_COMPUTE)
+"""--precision_mode values of ATC's option pages (sources at :data:`FP16_COMPUTE`)."""
+
+NO_FP32_KERNEL = frozenset({"Conv", "AveragePool"})
+"""Ops whose CANN 8.0.0 pages say float32 is not supported under must_keep_origin_dtype
+(hiascend.com .../canncommercial/800/apiref/aolapi/ atlasoxol_09_0040.html Conv,
+atlasoxol_09_0022.html AveragePool); older precision pages: the mode "cannot be used" then,
+naming Conv2D."""
+
+ONNX_INPUT_FORMATS = {"NCHW": None, "NCDHW": None, "ND": 4}
+"""--input_format values for ONNX -> the most dims each admits (None: no limit stated). ATC's
+--input_format page (hiascend.com .../canncommercial/800/devaids/atc/atlasatcparam_16_0015.html):
+"NCHW (default), NCDHW, and ND (any format with N <= 4)", one value for all inputs."""
 
 
 class FakeAtc:
@@ -642,15 +868,31 @@ class FakeAtc:
             return f"E10001: unexpected arguments {sorted(set(opts) - known) or list(args)}"
         if opts.get("framework") != "5" or opts.get("soc_version") not in SOC_VERSIONS:
             return f"E10001: framework {opts.get('framework')} / soc {opts.get('soc_version')}"
-        if opts.get("log") != "error" or opts.get("precision_mode", "force_fp32") != "force_fp32":
-            return "E10001: --log / --precision_mode value"
+        mode = opts.get("precision_mode", ATC_DEFAULT_PRECISION)
+        if opts.get("log") != "error" or mode not in PRECISION_MODES:
+            return f"E10001: Value [{mode}] for --precision_mode (or --log) is invalid"
         try:
             model = onnx.load(opts["model"])
         except (KeyError, OSError):
             return f"E10016: cannot open model {opts.get('model')}"
         inputs = _tensors(model.graph.input, {t.name for t in model.graph.initializer})
         shapes = ";".join(f"{n}:{','.join(map(str, d))}" for n, d, _ in inputs)
-        fmt = "NCHW" if all(len(d) == 4 for _, d, _ in inputs) else "ND"
-        if opts.get("input_shape") != shapes or opts.get("input_format") != fmt:
-            return f"E10001: --input_shape/--input_format should be {shapes!r}/{fmt}"
+        if opts.get("input_shape") != shapes:
+            return f"E10001: --input_shape should be {shapes!r}"
+        fmt = opts.get("input_format", "NCHW")
+        if fmt not in ONNX_INPUT_FORMATS:
+            return f"E10001: Value [{fmt}] for --input_format is not one of ONNX's"
+        most = ONNX_INPUT_FORMATS[fmt]
+        deep = [n for n, d, _ in inputs if most is not None and len(d) > most]
+        if deep:
+            return f"E10001: --input_format={fmt} admits at most {most} dims; input {deep[0]!r}"
+        if mode == "must_keep_origin_dtype":
+            types = _elem_types(model)
+            for node in model.graph.node:
+                first = types.get(node.input[0]) if node.input else None
+                if node.op_type in NO_FP32_KERNEL and first == TensorProto.FLOAT:
+                    return (
+                        f"E19999: {node.op_type} {node.name!r} has no float32 kernel, which "
+                        "--precision_mode=must_keep_origin_dtype requires"
+                    )
         return None

@@ -45,7 +45,7 @@ def test_sim_npu_and_cpu_match_onnxruntime_within_fp16_tolerance(name):
 
 def test_fp16_differs_from_fp32_as_rounding_does():
     # The NPU path really computes in fp16: its error is of fp16's order, not zero, while fp32
-    # (force_fp32) on the same placement is accurate to fp32's.
+    # (must_keep_origin_dtype) on the same placement is accurate to fp32's.
     model = small("mlp")
     feeds = feeds_for(model)
     ref = ort_session(model).run(None, feeds)[0]
