@@ -1,9 +1,9 @@
 """The project's model builders on ``["sim-npu", "cpu"]`` against onnxruntime.
 
-fp32 mode (ATC must_keep_origin_dtype) matches to 1e-4 of the output's magnitude; fp16 mode within fp16's
-tolerance, max |error| <= 2e-2 x max |output|. For the residual networks the error is also
-checked against the network's own fp16 floor: the same network with weights and input held in
-fp16, computed exactly in fp32, which no fp16 device can beat.
+fp32 mode (ATC must_keep_origin_dtype) matches to 1e-4 of the output's magnitude; fp16 mode
+within fp16's tolerance, max |error| <= 2e-2 x max |output|. For the residual networks the error
+is also checked against the network's own fp16 floor: the same network with weights and input
+held in fp16, computed exactly in fp32, which no fp16 device can beat.
 """
 
 from __future__ import annotations

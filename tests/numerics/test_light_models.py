@@ -1,9 +1,9 @@
 """onnx's light models (constant-filled weights, activations up to 1e31) on the simulated NPU.
 
-In fp32 mode (ATC must_keep_origin_dtype) every activation matches onnxruntime to 1e-4 of its own magnitude;
-in the default fp16 mode the first op whose result leaves fp16's range is reported, as the
-chip's overflow flag reports it: a warning, or an error with ``strict=True``, never a silent
-inf/NaN. Which op that is comes from onnxruntime's fp32 activations, not from a list.
+In fp32 mode (ATC must_keep_origin_dtype) every activation matches onnxruntime to 1e-4 of its
+own magnitude; in the default fp16 mode the first op whose result leaves fp16's range is
+reported, as the chip's overflow flag reports it: a warning, or an error with ``strict=True``,
+never a silent inf/NaN. Which op that is comes from onnxruntime's fp32 activations, not from a list.
 """
 
 from __future__ import annotations
