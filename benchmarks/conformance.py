@@ -40,7 +40,7 @@ from onnx.backend.base import Backend, BackendRep
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hetnpu.onnx_backend import configured
+from hetnpu.runtime.onnx_backend import configured
 
 CATEGORIES = ("Node", "Real", "Simple", "PyTorchConverted", "PyTorchOperator")
 
@@ -272,11 +272,11 @@ def _write_known_failures(path: str, table) -> None:  # type: ignore[no-untyped-
         }
     data = {
         "about": (
-            "Cases of onnx's backend suite that fail through hetnpu.onnx_backend, with the reason "
-            "each fails; tests/conformance marks them as expected failures, strict with the "
-            "versions in 'recorded_with' (one that starts passing fails the run until it is "
-            "removed here), except those matching 'nondeterministic' (random ops), which are not "
-            "run. Written by benchmarks/conformance.py --write-known-failures."
+            "Cases of onnx's backend suite that fail through hetnpu.runtime.onnx_backend, with "
+            "the reason each fails; tests/conformance marks them as expected failures, strict "
+            "with the versions in 'recorded_with' (one that starts passing fails the run until "
+            "it is removed here), except those matching 'nondeterministic' (random ops), which "
+            "are not run. Written by benchmarks/conformance.py --write-known-failures."
         ),
         "recorded_with": {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         "nondeterministic": list(NONDETERMINISTIC),

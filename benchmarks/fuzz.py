@@ -16,10 +16,13 @@ import argparse
 import random
 import sys
 import time
+from pathlib import Path
 
-from hetnpu.testing.mutations import KINDS, MutationSpec
-from hetnpu.testing.pipeline import ALL_SOURCES, SOURCES, FuzzConfig, summarize
-from hetnpu.testing.runner import FuzzRunner
+# The test tooling lives with the tests, beside this folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.mutations import KINDS, MutationSpec
+from tests.support.pipeline import ALL_SOURCES, SOURCES, FuzzConfig, summarize
+from tests.support.runner import FuzzRunner
 
 
 def _specs(n: int, seed: int, sources: list[str], kinds: list[str]) -> list[MutationSpec]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,10 +19,13 @@ from pathlib import Path
 from hetnpu import chips, models
 from hetnpu.graph import load
 from hetnpu.simulator import simulate
-from hetnpu.testing.browser import body_attrs, dump_dom
 from hetnpu.traces.chrome import write_chrome_trace
 from hetnpu.traces.report import write_report
 from hetnpu.traces.validate import validate_trace
+
+# The test tooling lives with the tests, beside this folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.browser import body_attrs, dump_dom
 
 
 def _browser_load(page: Path, profile: Path) -> tuple[float, str]:

@@ -27,8 +27,14 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object)
 
     Example
     -------
-    >>> with atomic_open(tmp / "out.json") as f:   # doctest: +SKIP
-    ...     f.write("{}")
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "out.json"
+    >>> with atomic_open(out) as f:
+    ...     _ = f.write("{}")
+    ...     out.exists()  # nothing at ``path`` until the block completes
+    False
+    >>> out.read_text()
+    '{}'
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

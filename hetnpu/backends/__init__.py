@@ -9,25 +9,21 @@ from __future__ import annotations
 import importlib
 
 from hetnpu.backends.base import Availability, Backend, CompileOptions, Executable
-from hetnpu.errors import ConfigError
+from hetnpu.devices.names import parse_devices
 
 __all__ = ["DEVICES", "Availability", "Backend", "CompileOptions", "Executable", "get_backend"]
 
 DEVICES: dict[str, tuple[str, str]] = {
-    "cpu": ("hetnpu.backends.cpu", "CpuBackend"),
-    "gpu": ("hetnpu.backends.gpu", "GpuBackend"),
-    "sim-npu": ("hetnpu.backends.sim", "SimNpuBackend"),
     "npu": ("hetnpu.backends.ascend", "AscendBackend"),
+    "sim-npu": ("hetnpu.backends.sim", "SimNpuBackend"),
+    "gpu": ("hetnpu.backends.gpu", "GpuBackend"),
+    "cpu": ("hetnpu.backends.cpu", "CpuBackend"),
 }
 """Device name -> (module, class) of the backend that runs it."""
 
 
 def get_backend(device: str, **kwargs: object) -> Backend:
     """A new backend instance for ``device``; ``kwargs`` go to its constructor."""
-    try:
-        module, cls = DEVICES[device]
-    except KeyError:
-        raise ConfigError(
-            f"unknown device {device!r}; known devices: {', '.join(DEVICES)}"
-        ) from None
+    (name,) = parse_devices([device])
+    module, cls = DEVICES[name]
     return getattr(importlib.import_module(module), cls)(**kwargs)

@@ -94,7 +94,10 @@ def run(
     ] = "cpu",
     strategy: StrategyOpt = "capability",
     precision: Annotated[
-        str, typer.Option("--precision", help="NPU precision: fp16 or fp32 (force_fp32).")
+        str,
+        typer.Option(
+            "--precision", help="NPU precision: fp16 or fp32 (ATC must_keep_origin_dtype)."
+        ),
     ] = "fp16",
     input_: Annotated[
         list[str] | None,
@@ -117,7 +120,7 @@ def run(
 ) -> None:
     """Run MODEL on DEVICES (as onnxruntime would, partitioned) and summarise the outputs."""
     from hetnpu import models
-    from hetnpu.session import InferenceSession
+    from hetnpu.runtime.session import InferenceSession
 
     feeds = parse_inputs(input_)
     with warnings.catch_warnings(record=True) as caught:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from hetnpu.atomic import atomic_write_text
 from hetnpu.graph.ir import Graph
+from hetnpu.traces import write_trace
 
 
 def run_system(
@@ -27,7 +28,7 @@ def run_system(
     model: str,
 ) -> None:
     """Partition ``graph`` over ``devices``, simulate the system and print/write its summary."""
-    from hetnpu.simulator.system import simulate_system
+    from hetnpu.api import simulate_system
 
     res = simulate_system(
         graph,
@@ -41,7 +42,7 @@ def run_system(
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(res.to_summary(), indent=1, sort_keys=True) + "\n")
     if trace is not None:
-        res.write_trace(trace)
+        write_trace(res, trace)
 
 
 def print_system(console: Console, res: Any, batch: int, model: str) -> None:

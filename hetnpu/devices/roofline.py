@@ -15,6 +15,7 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from hetnpu.devices.names import NPU_DEVICES
 from hetnpu.errors import ConfigError
 from hetnpu.graph.ir import Graph, Node
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RooflineCostModel", "device_layouts"]
 
-_NPU = ("npu", "sim-npu")
+_NPU = NPU_DEVICES
 _CUBE_KINDS = frozenset({"conv", "matmul"})
 _ITEMSIZE = {"fp16": 2, "fp32": 4, "int8": 1}
 """Bytes per element the NPU computes in, by precision: ATC casts fp32 models to fp16 by

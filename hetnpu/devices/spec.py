@@ -301,8 +301,8 @@ class NpuSpec(_Spec):
 
         Examples
         --------
-        >>> from hetnpu import chips
-        >>> chips.load("ascend910").peak_flops("fp16") / 1e12                  # doctest: +SKIP
+        >>> from hetnpu.devices.presets import npu_spec
+        >>> npu_spec("ascend910").peak_flops("fp16") / 1e12
         256.0
         """
         m, k, n = self.cube_mkn(dtype)

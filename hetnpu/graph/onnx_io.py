@@ -51,6 +51,11 @@ _NONDETERMINISTIC = frozenset(
 ShapeMap = Mapping[str, Sequence[int]]
 
 
+def as_graph(source: Graph | str | os.PathLike[str] | bytes | onnx.ModelProto) -> Graph:
+    """``source`` itself if it is a loaded :class:`Graph`, else :func:`load` of it."""
+    return source if isinstance(source, Graph) else load(source)
+
+
 def load(
     source: str | os.PathLike[str] | bytes | onnx.ModelProto,
     input_shapes: ShapeMap | None = None,
@@ -82,9 +87,10 @@ def load(
 
     Examples
     --------
-    >>> g = load("resnet50.onnx", input_shapes={"input": [8, 3, 224, 224]})  # doctest: +SKIP
-    >>> g.tensors["logits"].shape                                           # doctest: +SKIP
-    (8, 1000)
+    >>> from hetnpu import models
+    >>> g = load(models.build("mlp", dynamic_batch=True), input_shapes={"input": [8, 784]})
+    >>> g.tensors["probabilities"].shape
+    (8, 10)
     """
     model, base_dir, where = _read(source)
     try:

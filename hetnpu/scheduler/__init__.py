@@ -6,22 +6,20 @@
     plan.validate(); plan.export_stage(0)
 
 Costs come through a small protocol (:class:`~hetnpu.scheduler.evaluate.CostModel`), by
-default the analytical :class:`~hetnpu.devices.roofline.RooflineCostModel`; with
-``npu_costs="simulator"`` NPU op costs come from the cycle-level simulator
-(:mod:`hetnpu.scheduler.simcost`, the only module that imports it, and only when asked).
+default the analytical :class:`~hetnpu.devices.roofline.RooflineCostModel`. Other models are
+injected by the caller: :func:`hetnpu.partition` builds the cycle-level one
+(:class:`hetnpu.simulator.costmodel.SimulatorCostModel`) when asked, since the scheduler never
+imports the simulator.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import onnx
 
-from hetnpu.errors import ConfigError
 from hetnpu.graph.ir import Graph
 from hetnpu.scheduler.evaluate import CostModel, as_cached, estimate_makespan
 from hetnpu.scheduler.placement import (
@@ -34,7 +32,6 @@ from hetnpu.scheduler.placement import (
 from hetnpu.scheduler.plan import ExecutionPlan, Stage, TransData, Transfer, build_plan
 
 __all__ = [
-    "NPU_COSTS",
     "STRATEGIES",
     "CostModel",
     "ExecutionPlan",
@@ -50,18 +47,14 @@ __all__ = [
 ]
 
 
-NPU_COSTS = ("roofline", "simulator")
-
-
 def default_cost_model(
     chip: Any = "ascend910",
     precision: str = "fp16",
     *,
-    npu_costs: str = "roofline",
     cpu: Any = None,
     gpu: Any = None,
 ) -> CostModel:
-    """The cost model placement uses unless given another.
+    """The analytical cost model placement uses unless given another.
 
     Parameters
     ----------
@@ -69,33 +62,19 @@ def default_cost_model(
         NPU preset name, TOML path or ``NpuSpec``.
     precision
         NPU precision: ``fp16``, ``fp32`` or ``int8``.
-    npu_costs
-        ``"roofline"`` (the default: analytical, microseconds per op) or ``"simulator"``
-        (each NPU op's cycles from one run of the cycle-level simulator over the graph,
-        about a millisecond of wall time per op; see :mod:`hetnpu.scheduler.simcost`). CPU
-        and GPU ops and transfers come from the roofline either way.
     cpu, gpu
-        ``CpuSpec``/``GpuSpec``; default the generic ``cpu_x86`` and ``gpu_datacentre``
-        presets.
+        ``CpuSpec``/``GpuSpec`` or preset names; default the generic ``cpu_x86`` and
+        ``gpu_datacentre`` presets.
 
     Raises
     ------
     ConfigError
-        Unknown ``npu_costs``, preset or precision.
+        Unknown preset or precision.
     """
+    from hetnpu.devices.presets import cpu_spec, gpu_spec, npu_spec
     from hetnpu.devices.roofline import RooflineCostModel
-    from hetnpu.scheduler._specs import host_specs, npu_spec
 
-    default_cpu, default_gpu = host_specs()
-    cpu = default_cpu if cpu is None else cpu
-    gpu = default_gpu if gpu is None else gpu
-    if npu_costs == "roofline":
-        return RooflineCostModel(npu_spec(chip), cpu, gpu, precision=precision)
-    if npu_costs == "simulator":
-        from hetnpu.scheduler.simcost import SimulatorCostModel
-
-        return SimulatorCostModel(npu_spec(chip), cpu, gpu, precision=precision)
-    raise ConfigError(f"npu_costs {npu_costs!r}: choose one of {', '.join(NPU_COSTS)}")
+    return RooflineCostModel(npu_spec(chip), cpu_spec(cpu), gpu_spec(gpu), precision=precision)
 
 
 def partition(
@@ -108,7 +87,6 @@ def partition(
     min_stage_size: int = 1,
     cost_model: CostModel | None = None,
     precision: str = "fp16",
-    npu_costs: str = "roofline",
 ) -> ExecutionPlan:
     """Place ``graph`` on ``devices`` and build its validated execution plan.
 
@@ -130,12 +108,9 @@ def partition(
     min_stage_size
         Accelerator stages with fewer nodes run on the CPU.
     cost_model
-        Overrides the model built from ``chip`` and ``npu_costs``.
+        Overrides the roofline model built from ``chip``.
     precision
         NPU precision: ``fp16``, ``fp32`` or ``int8``.
-    npu_costs
-        ``"roofline"`` or ``"simulator"``: where NPU op costs come from when no
-        ``cost_model`` is given (see :func:`default_cost_model`).
 
     Returns
     -------
@@ -150,9 +125,14 @@ def partition(
 
     Examples
     --------
-    >>> plan = partition(g, devices=["npu", "cpu"], strategy="heft")  # doctest: +SKIP
-    >>> [(s.device, len(s.nodes)) for s in plan.stages]                # doctest: +SKIP
-    [('npu', 38), ('cpu', 1), ('npu', 2)]
+    >>> from hetnpu import models
+    >>> mlp = models.build("mlp", batch=4)
+    >>> plan = partition(mlp, devices=["npu", "cpu"], strategy="heft")
+    >>> [(s.device, len(s.nodes)) for s in plan.stages]
+    [('npu', 6)]
+    >>> plan = partition(mlp, ["npu", "cpu"], strategy="affinity", affinity={"Softmax": "cpu"})
+    >>> [(s.device, len(s.nodes)) for s in plan.stages]
+    [('npu', 5), ('cpu', 1)]
     """
     normalize_devices(devices)  # a typo in the device list fails before any loading
     if not isinstance(graph, Graph):
@@ -160,25 +140,10 @@ def partition(
 
         graph = load(graph)
     if cost_model is None:
-        cost_model = default_cost_model(chip, precision, npu_costs=npu_costs)
-    with _gc_paused():
-        return _partition(
-            graph, devices, strategy, affinity, fallback, min_stage_size, cost_model, precision
-        )
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: placement allocates millions of small tuples that
-    form no cycles, and collecting over a big graph's objects again and again was a sixth of
-    partitioning time. Collection resumes (if it was on) however the block exits."""
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
+        cost_model = default_cost_model(chip, precision)
+    return _partition(
+        graph, devices, strategy, affinity, fallback, min_stage_size, cost_model, precision
+    )
 
 
 def _partition(

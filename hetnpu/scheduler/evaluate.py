@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from hetnpu.devices import names
 from hetnpu.graph.ir import Graph, Node
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
     "topology",
 ]
 
-HOST = "cpu"
+HOST = names.HOST
 """Where graph inputs start and outputs end."""
 
 

@@ -21,11 +21,11 @@ from typing import Any
 import networkx as nx
 import onnx
 
+from hetnpu.devices.names import DEVICES as KNOWN_DEVICES
 from hetnpu.errors import ScheduleError
 from hetnpu.graph.ir import Graph
 from hetnpu.graph.onnx_io import extract
 from hetnpu.scheduler.evaluate import HOST, CostModel, estimate_makespan, runtime_inputs
-from hetnpu.scheduler.placement.common import KNOWN_DEVICES
 from hetnpu.scheduler.stages import group_stages, node_preds
 
 __all__ = ["FORMAT", "ExecutionPlan", "Stage", "TransData", "Transfer", "build_plan"]
@@ -143,7 +143,7 @@ class ExecutionPlan:
             out of dependency order or in a cycle, or a cross-stage or host tensor without a
             transfer.
         """
-        from hetnpu.scheduler.placement.common import verdict
+        from hetnpu.scheduler.verdicts import verdict
 
         graph = self.graph
         seen: dict[str, int] = {}

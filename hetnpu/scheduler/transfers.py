@@ -7,10 +7,10 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from hetnpu.devices.names import NPU_DEVICES
 from hetnpu.devices.roofline import device_layouts
 from hetnpu.graph.ir import Graph, Tensor
 from hetnpu.scheduler.evaluate import HOST, CostModel
-from hetnpu.scheduler.placement.common import NPU_DEVICES
 
 if TYPE_CHECKING:
     from hetnpu.scheduler.plan import Stage, TransData, Transfer

@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import simpy
 
+from hetnpu.devices.presets import npu_spec
 from hetnpu.errors import ConfigError, ScheduleError
 from hetnpu.graph.ir import Graph, Node
+from hetnpu.graph.onnx_io import as_graph
 from hetnpu.simulator.core import (
     BIG,
     ROLE_IDS,
@@ -44,14 +45,13 @@ from hetnpu.simulator.core import (
     unit_process,
 )
 from hetnpu.simulator.isa import UNITS
+from hetnpu.simulator.l2 import L2Residency
 from hetnpu.simulator.lowering import Unsupported, event_budget, lower
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
 from hetnpu.simulator.prepare import (
     device_nbytes,
     fusion_map,
     input_transdata,
-    load_graph,
-    load_spec,
     npu_refusal,
     residual_adds,
     roofline_bounds,
@@ -99,31 +99,38 @@ _AIV_UNITS = ("SCALAR", "MTE2", "VECTOR", "MTE3")
 _COMPUTE = frozenset({"CUBE", "VECTOR"})
 """Units whose busy time makes an op compute-bound; the others (MTE1/2/3, FixPipe) move data."""
 
-_COMPILED: dict[int, tuple[tuple[Any, ...], CompiledProgram]] = {}
-
 
 def chip_key(spec: Any) -> tuple[Any, ...]:
     """The spec fields the simulator reads, as a hashable cache key."""
     return tuple(getattr(spec, f) for f in _SPEC_FIELDS)
 
 
-def _compiled(prog: tuple[Any, ...], lowered: Lowered, spec: Any) -> CompiledProgram:
-    hit = _COMPILED.get(id(prog))
-    if hit is not None and hit[0] is prog:
-        return hit[1]
+def _compiled_programs(low: Lowered, spec: Any) -> tuple[CompiledProgram | None, ...]:
+    """Every core's program of ``low`` compiled for ``spec``'s rates, once per Lowered.
+
+    A Lowered is cached per op signature and chip by the lowering, so its compiled programs
+    are kept with it; cores that run the same program share one compiled copy.
+    """
+    found = low.extra.get("compiled")
+    if found is not None:
+        return found
     gm_rate = spec.mte2_bytes_per_cycle
-    l2_rate = spec.mte2_l2_bytes_per_cycle or gm_rate
-    cp = compile_program(
-        prog,
-        lowered.init_flags,
-        spec.scalar_issue_cycles,
-        spec.gm_latency_cycles,
-        (gm_rate, l2_rate),
-    )
-    if len(_COMPILED) > 20000:
-        _COMPILED.clear()
-    _COMPILED[id(prog)] = (prog, cp)  # keeps prog alive, so its id stays unique
-    return cp
+    rates = (gm_rate, spec.mte2_l2_bytes_per_cycle or gm_rate)
+    shared: dict[int, CompiledProgram] = {}  # by program identity, all alive in low.programs
+    out: list[CompiledProgram | None] = []
+    for prog in low.programs:
+        if not prog:
+            out.append(None)
+            continue
+        cp = shared.get(id(prog))
+        if cp is None:
+            cp = compile_program(
+                prog, low.init_flags, spec.scalar_issue_cycles, spec.gm_latency_cycles, rates
+            )
+            shared[id(prog)] = cp
+        out.append(cp)
+    low.extra["compiled"] = compiled = tuple(out)
+    return compiled
 
 
 class _Run:
@@ -161,9 +168,7 @@ class _Run:
             self.core_units = [_COUPLED_UNITS] * ctx.cube_cores
         self.busy: dict[str, int] = dict.fromkeys(UNITS, 0)
         self.level_bytes: dict[str, int] = {}
-        self.l2_lru: OrderedDict[str, tuple[int, bool]] = OrderedDict()
-        self.l2_used = 0
-        self.writeback = 0
+        self.l2_resident = L2Residency(spec.l2_bytes)
         self.ops: list[OpRecord] = []
         self.unsupported: list[UnsupportedOp] = []
         self.raw: list[tuple[Any, ...]] = []
@@ -178,22 +183,6 @@ class _Run:
                 self.env.process(unit_process(self.env, box, self.hbm, self.l2))
             self.boxes.append(boxes)
         self.bus_bpc = max(self.hbm.bytes_per_cycle, self.l2.bytes_per_cycle)
-
-    # --- L2 residency -------------------------------------------------------------------
-    def _touch(self, name: str, nbytes: int, dirty: bool) -> None:
-        if nbytes > self.spec.l2_bytes:
-            return
-        old = self.l2_lru.pop(name, None)
-        if old is not None:
-            self.l2_used -= old[0]
-            dirty = dirty or old[1]
-        self.l2_lru[name] = (nbytes, dirty)
-        self.l2_used += nbytes
-        while self.l2_used > self.spec.l2_bytes:
-            _, (b, d) = self.l2_lru.popitem(last=False)
-            self.l2_used -= b
-            if d:
-                self.writeback += b
 
     # --- the driver ---------------------------------------------------------------------
     def driver(self):
@@ -275,7 +264,7 @@ class _Run:
             rid = ROLE_IDS.setdefault(f"in{j}", len(ROLE_IDS))
             if rid >= len(remaining):
                 remaining += [0] * (rid + 1 - len(remaining))
-            remaining[rid] = 0 if t in self.l2_lru else device_nbytes(g, t, prec)
+            remaining[rid] = 0 if t in self.l2_resident else device_nbytes(g, t, prec)
         out_bytes = sum(device_nbytes(g, t, prec) for t in node.outputs if t)
         rid = ROLE_IDS.setdefault("out0", len(ROLE_IDS))
         if rid >= len(remaining):
@@ -298,10 +287,9 @@ class _Run:
                 done_ev.succeed()
 
         record = self.trace_level == "instr"
-        for c, prog in enumerate(low.programs):
-            if not prog:
+        for c, cp in enumerate(_compiled_programs(low, spec)):
+            if cp is None:
                 continue
-            cp = _compiled(prog, low, spec)
             pending[0] += len(cp.queues)
             units, spans, recs = run_core(env, cp, remaining, self.boxes[cores[c]], record, done)
             started.append((cores[c], cp, units, spans, recs))
@@ -311,10 +299,10 @@ class _Run:
         g, prec = self.graph, self.ctx.prec
         for t in node.inputs:
             if t:
-                self._touch(t, device_nbytes(g, t, prec), False)
+                self.l2_resident.touch(t, device_nbytes(g, t, prec), dirty=False)
         for t in node.outputs:
             if t:
-                self._touch(t, device_nbytes(g, t, prec), True)
+                self.l2_resident.touch(t, device_nbytes(g, t, prec), dirty=True)
 
     def _record(
         self, index: int, node: Node, low: Lowered, t0: int, hbm0: int, l20: int, started: list[Any]
@@ -395,9 +383,7 @@ class _Run:
 
     def result(self, events: int, wall_s: float, double_buffer: bool) -> SimResult:
         cycles = self.env.now
-        for name, (b, d) in self.l2_lru.items():
-            if d and name in self.graph.outputs:
-                self.writeback += b
+        self.l2_resident.flush(self.graph.outputs)
         unit_cores = {u: sum(u in us for us in self.core_units) for u in UNITS}
         busy = {
             u: (self.busy[u] / (cycles * unit_cores[u]) if cycles and unit_cores[u] else 0.0)
@@ -405,7 +391,7 @@ class _Run:
             if unit_cores[u]
         }
         levels = dict(self.level_bytes)
-        levels["HBM"] = self.hbm.nbytes + self.writeback
+        levels["HBM"] = self.hbm.nbytes + self.l2_resident.writeback_bytes
         levels["L2"] = self.l2.nbytes
         return SimResult(
             chip=str(getattr(self.spec, "name", "npu")),
@@ -424,6 +410,7 @@ class _Run:
             raw_events=tuple(self.raw),
             double_buffer=double_buffer,
             wall_s=wall_s,
+            spec=self.spec,
         )
 
 
@@ -446,7 +433,7 @@ def simulate(
     graph
         A :class:`~hetnpu.graph.Graph`, or anything :func:`hetnpu.graph.load` accepts.
     chip
-        An ``NpuSpec`` or a preset name / TOML path for :func:`hetnpu.chips.load`.
+        An ``NpuSpec`` or a preset name / TOML path for :func:`hetnpu.devices.presets.npu_spec`.
     precision
         ``"fp16"`` (ATC's default for float32 models), ``"fp32"`` or ``"int8"``: the Cube's
         fractal shape and every float tensor's bytes follow it.
@@ -470,14 +457,18 @@ def simulate(
 
     Examples
     --------
-    >>> res = simulate(hetnpu.load("resnet50.onnx"), "ascend910")   # doctest: +SKIP
-    >>> res.cycles, res.to_summary()["unit_busy"]["CUBE"]             # doctest: +SKIP
+    >>> from hetnpu import models
+    >>> res = simulate(models.build("mlp", batch=4), "ascend910")
+    >>> [(o.op_type, o.bound) for o in res.ops][:2]  # the Relu rides on the Gemm's output
+    [('Gemm', ...), ('Relu', 'fused')]
+    >>> res.cycles == res.ops[-1].end, 0 < res.unit_busy["CUBE"] < 1
+    (True, True)
     """
     if trace_level not in (None, "op", "instr"):
         raise ConfigError(f"trace_level {trace_level!r}: expected 'op' or 'instr'")
     prec = precision_info(precision)
-    spec = load_spec(chip)
-    g = load_graph(graph)
+    spec = npu_spec(chip)
+    g = as_graph(graph)
     split = spec.architecture == "split"
     if force_tiles:
         unknown = sorted(set(force_tiles) - set(g.nodes))

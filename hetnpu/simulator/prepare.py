@@ -24,8 +24,6 @@ __all__ = [
     "device_nbytes",
     "fusion_map",
     "input_transdata",
-    "load_graph",
-    "load_spec",
     "npu_refusal",
     "residual_adds",
     "roofline_bounds",
@@ -118,22 +116,6 @@ def input_transdata(graph: Graph) -> list[Node]:
     return out
 
 
-def load_spec(chip: Any) -> Any:
-    if isinstance(chip, str):
-        from hetnpu import chips
-
-        return chips.load(chip)
-    return chip
-
-
-def load_graph(graph: Any) -> Graph:
-    if isinstance(graph, Graph):
-        return graph
-    from hetnpu.graph import load
-
-    return load(graph)
-
-
 def npu_refusal(node: Node, graph: Graph, precision: str) -> str | None:
     try:
         from hetnpu.devices.capability import can_run
@@ -156,12 +138,18 @@ def roofline_bounds(
 ) -> tuple[int, int]:
     """(compute-bound, bandwidth-bound) cycles of ``node``.
 
+    Both come from the graph and the spec, never from the lowered program (``low`` gives only
+    the op's unit group; ``gm_bytes`` is unused), so a lowering that under-counts its work
+    cannot lower its own floor.
+
     The compute bound is the node's MACs (from :func:`hetnpu.graph.cost.node_cost`) over every
-    Cube at full rate, or its Vector work over every vector unit. The bandwidth bound is the
-    bytes it must move over the fastest shared bus: all its tensors (node_cost's count, scaled
-    to the device precision) for ops that read everything, and the bytes the program moves for
-    ops that touch only part of an input (Slice, Gather...), where counting the whole input
-    would bound the wrong thing.
+    Cube at full rate, or, for an op on the Vector unit, the bytes it writes (reads, if it
+    writes nothing) over every vector unit's ``vector_bytes_per_cycle`` (a repeat writes at
+    most 256 B, ascend-facts §1.2). The bandwidth bound is the bytes it must move over the
+    fastest shared bus and through the cores' MTE engines: all its tensors (node_cost's count,
+    scaled to the device precision) for ops that read everything; for ops that touch only
+    part of an input (Slice, Gather...; node_cost charges them whole inputs) the bytes written
+    plus as many read, or the whole input when it is smaller (Pad, Expand, Tile).
     """
     spec, prec = ctx.spec, ctx.prec
     m0, k0, n0 = getattr(spec, prec.mkn_field)
@@ -178,8 +166,20 @@ def roofline_bounds(
     vec_cores = ctx.vector_cores if ctx.split else ctx.cube_cores
     cores = ctx.cube_cores if low.group == "cube" else vec_cores
     engines = 0.0
+    # Every byte read passes some core's MTE2 (at best at its L2-hit rate), every byte written
+    # its MTE3/FixPipe.
+    read_rate = max(spec.mte2_bytes_per_cycle, spec.mte2_l2_bytes_per_cycle or 0)
+    write_rate = (
+        spec.fixpipe_bytes_per_cycle
+        if ctx.split and low.group == "cube"
+        else spec.mte3_bytes_per_cycle
+    )
+    read, written = _device_io(node, graph, prec, None if model_bytes is None else cost)
     if node.op_type in PARTIAL_READ_OPS:
-        nbytes = float(gm_bytes)
+        # Each byte written was read, unless the whole input is smaller (Pad, Expand, Tile).
+        needed = min(read, written)
+        nbytes = float(written + needed)
+        engines = max(needed / (cores * read_rate), written / (cores * write_rate))
     else:
         # node_cost counts bytes at the model's dtypes; scale floats to the device precision.
         names = [t for t in (*node.inputs, *node.outputs) if t in graph.tensors]
@@ -188,18 +188,29 @@ def roofline_bounds(
         scale = device / native if native else 1.0
         nbytes = device if model_bytes is None or not native else model_bytes * scale
         if model_bytes is not None:
-            # Every byte read passes some core's MTE2 (at best at its L2-hit rate), every byte
-            # written its MTE3/FixPipe.
-            read_rate = max(spec.mte2_bytes_per_cycle, spec.mte2_l2_bytes_per_cycle or 0)
-            write_rate = (
-                spec.fixpipe_bytes_per_cycle
-                if ctx.split and low.group == "cube"
-                else (spec.mte3_bytes_per_cycle)
-            )
             engines = max(
                 cost.bytes_read * scale / (cores * read_rate),
                 cost.bytes_written * scale / (cores * write_rate),
             )
     cube = math.ceil(macs / (ctx.cube_cores * m0 * k0 * n0)) if low.group == "cube" else 0
-    vector = math.ceil(low.vector_bytes / (vec_cores * spec.vector_bytes_per_cycle))
+    vector = 0
+    if low.group == "vector" and node.op_type not in PARTIAL_READ_OPS:  # copies skip Vector
+        vector = math.ceil((written or read) / (vec_cores * spec.vector_bytes_per_cycle))
     return max(cube, vector), math.floor(max(nbytes / bus_bpc, engines))
+
+
+def _device_io(node: Node, graph: Graph, prec: Any, cost: Any) -> tuple[float, float]:
+    """(bytes read, bytes written) by ``node`` at the device precision: node_cost's counts
+    scaled per direction (floats take the precision's size, other dtypes keep theirs), or,
+    without a ``cost`` (a synthetic TransData), its tensors' device bytes."""
+
+    def scaled(names: list[str], counted: int | None) -> float:
+        device = sum(device_nbytes(graph, t, prec) for t in names)
+        native = sum(graph.tensors[t].nbytes or 0 for t in names)
+        return device if counted is None or not native else counted * device / native
+
+    ins = [t for t in dict.fromkeys(node.inputs) if t in graph.tensors]
+    outs = [t for t in node.outputs if t in graph.tensors]
+    if cost is None:
+        return scaled(ins, None), scaled(outs, None)
+    return scaled(ins, cost.bytes_read), scaled(outs, cost.bytes_written)

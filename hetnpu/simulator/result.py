@@ -5,7 +5,6 @@ Left out: energy and power (no published per-op energy figures to derive them fr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +94,8 @@ class SimResult:
     raw_events: tuple[RawEvent, ...] = ()
     double_buffer: bool = True
     wall_s: float = field(default=0.0, compare=False)
+    spec: Any = field(default=None, compare=False, repr=False)
+    """The ``NpuSpec`` simulated, overrides included: what traces draw their roofs from."""
 
     @property
     def latency_s(self) -> float:
@@ -162,9 +163,3 @@ class SimResult:
             }
             for o in rows
         ]
-
-    def write_trace(self, path: str | os.PathLike[str], level: str | None = None) -> None:
-        """Write a Chrome trace (see :mod:`hetnpu.traces.chrome`)."""
-        from hetnpu.traces.chrome import write_chrome_trace
-
-        write_chrome_trace(self, path, level=level)

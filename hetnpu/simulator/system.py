@@ -25,21 +25,23 @@ contention for host memory between the CPU and DMA.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from hetnpu.devices.names import HOST, NPU_DEVICES
 from hetnpu.errors import ConfigError
-from hetnpu.graph.ir import Graph
 from hetnpu.simulator.result import SimResult
+
+if TYPE_CHECKING:
+    from hetnpu.scheduler.plan import ExecutionPlan
 
 __all__ = ["StageRecord", "SystemResult", "TransferRecord", "simulate_system"]
 
-_NPU = frozenset({"npu", "sim-npu"})
-_HOST = "cpu"
+_NPU = NPU_DEVICES
+_HOST = HOST
 
 
 @dataclass(frozen=True)
@@ -154,48 +156,27 @@ class SystemResult:
             ],
         }
 
-    def trace_events(self) -> list[dict[str, Any]]:
-        """Chrome trace events: see :func:`hetnpu.traces.system.system_trace_events`."""
-        from hetnpu.traces.system import system_trace_events
-
-        return system_trace_events(self)
-
-    def write_trace(self, path: str | os.PathLike[str]) -> None:
-        """Write the Chrome trace of this run (atomically): see
-        :func:`hetnpu.traces.system.write_system_trace`."""
-        from hetnpu.traces.system import write_system_trace
-
-        write_system_trace(self, path)
-
 
 def simulate_system(
-    graph: Any,
+    plan: ExecutionPlan,
     chip: Any,
     *,
-    devices: Sequence[str] | str | None = None,
-    strategy: str = "capability",
-    plan: Any = None,
     cpu: Any = None,
     gpu: Any = None,
     precision: str = "fp16",
     trace_level: str | None = None,
-    npu_costs: str = "roofline",
 ) -> SystemResult:
-    """Run a model's execution plan on CPU, GPU and NPU on one timeline.
+    """Run an execution plan on CPU, GPU and NPU on one timeline.
+
+    The simulator consumes plans and never partitions: :func:`hetnpu.simulate_system` is the
+    entry point that partitions a model first.
 
     Parameters
     ----------
-    graph
-        A loaded :class:`~hetnpu.graph.Graph`, or anything :func:`hetnpu.graph.load` takes;
-        ignored when ``plan`` is given (the plan's graph is used).
+    plan
+        The :class:`~hetnpu.scheduler.ExecutionPlan` to run (its graph is the model).
     chip
         NPU preset name, TOML path or ``NpuSpec``.
-    devices
-        Devices for the partitioner (default ``npu,cpu``); unused with ``plan``.
-    strategy
-        Placement strategy for the partitioner: ``capability``, ``affinity``, ``heft``, ``exact``.
-    plan
-        An :class:`~hetnpu.scheduler.ExecutionPlan` to run instead of partitioning.
     cpu, gpu
         ``CpuSpec``/``GpuSpec`` or preset names (default: the generic ``cpu_x86`` and
         ``gpu_datacentre`` presets).
@@ -205,9 +186,6 @@ def simulate_system(
         ``None``, ``"op"`` or ``"instr"``: with a level, every op gets a span in
         :meth:`SystemResult.trace_events` and NPU stages keep their simulator events at that
         level (in :attr:`SystemResult.npu_results`).
-    npu_costs
-        What the partitioner's NPU op costs come from: ``"roofline"`` or ``"simulator"``
-        (see :func:`hetnpu.scheduler.default_cost_model`).
 
     Returns
     -------
@@ -216,37 +194,18 @@ def simulate_system(
     Raises
     ------
     ConfigError
-        Unknown device, strategy, preset or trace level.
-
-    Examples
-    --------
-    >>> res = simulate_system(g, "ascend310", devices="npu,cpu", strategy="heft")  # doctest: +SKIP
-    >>> res.makespan_s, res.to_summary()["device_busy"]                            # doctest: +SKIP
+        Unknown preset or trace level.
     """
+    from hetnpu.devices.presets import cpu_spec, gpu_spec, npu_spec
     from hetnpu.devices.roofline import RooflineCostModel
-    from hetnpu.scheduler import default_cost_model, partition
-    from hetnpu.scheduler._specs import host_specs, npu_spec
 
     if trace_level not in (None, "op", "instr"):
         raise ConfigError(f"trace_level {trace_level!r}: expected 'op' or 'instr'")
     spec = npu_spec(chip)
-    cpu_spec, gpu_spec = _host(cpu, gpu, host_specs())
-    roofline = RooflineCostModel(spec, cpu_spec, gpu_spec, precision=precision)
-    if plan is None:
-        if not isinstance(graph, Graph):
-            from hetnpu.graph import load
-
-            graph = load(graph)
-        costs = default_cost_model(spec, precision, npu_costs=npu_costs, cpu=cpu_spec, gpu=gpu_spec)
-        plan = partition(
-            graph,
-            devices if devices is not None else ("npu", "cpu"),
-            strategy=strategy,
-            cost_model=costs,
-            precision=precision,
-        )
+    cpu_s, gpu_s = cpu_spec(cpu), gpu_spec(gpu)
+    roofline = RooflineCostModel(spec, cpu_s, gpu_s, precision=precision)
     durations = [_stage_time(plan, s, spec, roofline, precision, trace_level) for s in plan.stages]
-    stages, transfers = _run(plan, durations, spec, gpu_spec)
+    stages, transfers = _run(plan, durations, spec, gpu_s)
     ops = [] if trace_level is None else _op_spans(stages, durations)
     return SystemResult(
         chip=spec.name,
@@ -259,14 +218,6 @@ def simulate_system(
         npu_results={s.id: d.sim for s, d in zip(plan.stages, durations, strict=True) if d.sim},
         op_spans=tuple(ops),
     )
-
-
-def _host(cpu: Any, gpu: Any, defaults: tuple[Any, Any]) -> tuple[Any, Any]:
-    from hetnpu.devices.presets import load_cpu, load_gpu
-
-    cpu_spec = defaults[0] if cpu is None else load_cpu(cpu) if isinstance(cpu, str) else cpu
-    gpu_spec = defaults[1] if gpu is None else load_gpu(gpu) if isinstance(gpu, str) else gpu
-    return cpu_spec, gpu_spec
 
 
 @dataclass

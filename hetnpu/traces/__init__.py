@@ -8,9 +8,15 @@ explicitly, it loads plotly). :mod:`~hetnpu.traces.system` writes whole-system t
 :mod:`~hetnpu.traces.runtime` measured ones.
 """
 
+from __future__ import annotations
+
+import os
+from typing import Any
+
 from hetnpu.traces.chrome import chrome_trace, iter_events, write_chrome_trace
 from hetnpu.traces.read import OpSpan, Trace, UnitSpan, read_trace
 from hetnpu.traces.summary import diff_traces, op_summary, unit_utilisation, write_op_summary_csv
+from hetnpu.traces.system import write_system_trace
 from hetnpu.traces.validate import check_trace, validate_trace
 
 __all__ = [
@@ -27,4 +33,21 @@ __all__ = [
     "validate_trace",
     "write_chrome_trace",
     "write_op_summary_csv",
+    "write_system_trace",
+    "write_trace",
 ]
+
+
+def write_trace(result: Any, path: str | os.PathLike[str], level: str | None = None) -> None:
+    """Write the Chrome trace of a simulated run, atomically.
+
+    ``result`` is a :class:`~hetnpu.simulator.SimResult` (one chip; ``level`` is ``"op"`` or
+    ``"instr"``, default the level it was simulated at) or a
+    :class:`~hetnpu.simulator.system.SystemResult` (the whole system's timeline).
+    """
+    from hetnpu.simulator.system import SystemResult
+
+    if isinstance(result, SystemResult):
+        write_system_trace(result, path)
+    else:
+        write_chrome_trace(result, path, level=level)

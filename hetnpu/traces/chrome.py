@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hetnpu.atomic import atomic_open
-from hetnpu.errors import ConfigError, HetnpuError
+from hetnpu.errors import ConfigError
 from hetnpu.simulator.isa import UNITS
 
 __all__ = ["chip_roof", "chrome_trace", "iter_events", "write_chrome_trace"]
@@ -107,17 +107,10 @@ def _other_data(result: Any, level: str, spec: Any) -> dict[str, Any]:
         "bytes_by_level": dict(sorted(result.bytes_by_level.items())),
         "hbm_bytes": result.hbm_bytes,
     }
-    if spec is None:
-        try:  # the preset of the same name: right unless the run overrode chip fields
-            from hetnpu import chips
-
-            spec = chips.load(result.chip)
-            other["roof_source"] = "preset"
-        except (HetnpuError, ImportError):
-            spec = None
-    else:
-        other["roof_source"] = "spec"
+    # The spec the run simulated (overrides included) travels with the result.
+    spec = spec if spec is not None else getattr(result, "spec", None)
     if spec is not None:
+        other["roof_source"] = "spec"
         other.update(chip_roof(spec, result.precision))
     return other
 

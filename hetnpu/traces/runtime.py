@@ -1,4 +1,4 @@
-"""Chrome Trace Event output of a measured :class:`~hetnpu.session.InferenceSession` run.
+"""Chrome Trace Event output of a measured :class:`~hetnpu.runtime.session.InferenceSession` run.
 
 The same object form as the simulator's trace (:mod:`hetnpu.traces.chrome`), so Perfetto,
 ``hetnpu summary``, ``hetnpu report`` and ``hetnpu trace-diff`` read both:
@@ -23,13 +23,12 @@ to the k-th) and centred in it; a kernel never leaves its stage's span.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hetnpu.atomic import atomic_open
+from hetnpu.traces.events import flow, metadata, span, write_trace_file
 
 __all__ = ["GENERATOR", "runtime_trace", "write_runtime_trace"]
 
@@ -61,8 +60,8 @@ def _ort_ops(events: list[dict[str, Any]], ort: OrtEvents) -> list[dict[str, Any
             if e.get("cat") == "Node" and str(e.get("name", "")).endswith(_ORT_SUFFIX)
         ]
         mine = sorted(spans.get((plan, stage), []), key=lambda e: e["start_us"])
-        for mr, span in zip(runs, mine, strict=False):
-            lo, hi = span["start_us"], span["end_us"]
+        for mr, stage_span in zip(runs, mine, strict=False):
+            lo, hi = stage_span["start_us"], stage_span["end_us"]
             mr_ts, mr_dur = float(mr.get("ts", 0)), float(mr.get("dur", 0))
             offset = lo + max(0.0, (hi - lo - mr_dur) / 2) - mr_ts
             for k in kernels:
@@ -80,14 +79,14 @@ def _ort_ops(events: list[dict[str, Any]], ort: OrtEvents) -> list[dict[str, Any
                     {
                         "kind": "op",
                         "name": str(k["name"]).removesuffix(_ORT_SUFFIX),
-                        "device": span["device"],
+                        "device": stage_span["device"],
                         "start_us": start,
                         "end_us": end,
                         "args": {
                             "op_type": str(args.get("op_name", "")),
                             "provider": str(args.get("provider", "")),
                             "stage": stage,
-                            "run": span["run"],
+                            "run": stage_span["run"],
                             "bytes": nbytes,
                             "ort_dur_us": float(k.get("dur", 0)),
                         },
@@ -169,34 +168,20 @@ def runtime_trace(
             tid = base + e["lane"] + 1
             threads[(pid, tid)] = thread if e["lane"] == 0 else f"{thread} #{e['lane'] + 1}"
             e["pid"], e["tid"] = pid, tid
-            trace.append(
-                {
-                    "ph": "X",
-                    "name": e["name_"],
-                    "cat": "op" if e["kind"] == "op" else e["kind"],
-                    "pid": pid,
-                    "tid": tid,
-                    "ts": e["ts_ns"] / 1000,
-                    "dur": (e["end_ns"] - e["ts_ns"]) / 1000,
-                    "args": e["args_"],
-                }
-            )
+            ts, dur = e["ts_ns"] / 1000, (e["end_ns"] - e["ts_ns"]) / 1000
+            trace.append(span(e["name_"], e["kind"], pid, tid, ts, dur, e["args_"]))
     trace += _flows(recorded)
     trace.sort(key=lambda e: (e["pid"], e["tid"], e["ts"], -e.get("dur", 0), e["ph"]))
     head: list[dict[str, Any]] = []
     for pid, device in enumerate(devices):
-        head.append(_meta(pid, 0, "process_name", {"name": device}))
-        head.append(_meta(pid, 0, "process_sort_index", {"sort_index": pid}))
+        head.append(metadata(pid, 0, "process_name", device))
+        head.append(metadata(pid, 0, "process_sort_index", pid))
     for (pid, tid), name in sorted(threads.items()):
-        head.append(_meta(pid, tid, "thread_name", {"name": name}))
-        head.append(_meta(pid, tid, "thread_sort_index", {"sort_index": tid}))
+        head.append(metadata(pid, tid, "thread_name", name))
+        head.append(metadata(pid, tid, "thread_sort_index", tid))
     other = {"generator": GENERATOR, **(meta or {})}
     other["ops_from"] = "onnxruntime's profiler (stages it runs); other engines give stage spans"
     return {"displayTimeUnit": "ns", "otherData": other, "traceEvents": head + trace}
-
-
-def _meta(pid: int, tid: int, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    return {"ph": "M", "name": name, "pid": pid, "tid": tid, "args": args}
 
 
 def _flows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -209,11 +194,13 @@ def _flows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         end, start = src["end_ns"], max(dst["ts_ns"], src["end_ns"])
         if start > dst["end_ns"]:  # the consumer began before the producer ended: no arrow
             return
-        common = {"name": name, "cat": "flow", "id": fid}
-        out.append({"ph": "s", "pid": src["pid"], "tid": src["tid"], "ts": end / 1000, **common})
-        out.append(
-            {"ph": "f", "bp": "e", "pid": dst["pid"], "tid": dst["tid"], "ts": start / 1000}
-            | common
+        out.extend(
+            flow(
+                fid,
+                name,
+                (src["pid"], src["tid"], end / 1000),
+                (dst["pid"], dst["tid"], start / 1000),
+            )
         )
 
     for e in events:
@@ -238,10 +225,4 @@ def write_runtime_trace(
 ) -> None:
     """Write :func:`runtime_trace` to ``path`` atomically (temporary file, then rename)."""
     data = runtime_trace(events, ort, meta)
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        f.write('{"displayTimeUnit":"ns","otherData":')
-        f.write(json.dumps(data["otherData"], sort_keys=True, separators=(",", ":")))
-        f.write(',"traceEvents":[\n')
-        for k, e in enumerate(data["traceEvents"]):
-            f.write(("," if k else "") + json.dumps(e, separators=(",", ":")) + "\n")
-        f.write("]}\n")
+    write_trace_file(path, data["otherData"], data["traceEvents"])

@@ -174,9 +174,18 @@ def diff_traces(base: Any, new: Any) -> TraceDiff:
 
     Examples
     --------
-    >>> d = diff_traces("base.json", "whatif.json")      # doctest: +SKIP
-    >>> d.changed()[:3]                                   # doctest: +SKIP
-    ['/layer4/layer4.0/conv2/Conv', ...]
+    Traces are paths or parsed JSON (here two bare Chrome traces of two ops):
+
+    >>> def trace(conv_us):
+    ...     return [
+    ...         {"ph": "X", "name": "conv", "cat": "Conv", "pid": 0, "ts": 0, "dur": conv_us},
+    ...         {"ph": "X", "name": "relu", "cat": "Relu", "pid": 0, "ts": conv_us, "dur": 2},
+    ...     ]
+    >>> d = diff_traces(trace(10), trace(6))
+    >>> d.changed()
+    ['conv']
+    >>> d.ops[0]["delta_us"], d.ops[0]["ratio"]
+    (-4.0, 0.6)
     """
     a, b = _trace(base), _trace(new)
     pa, pb = _per_op(a), _per_op(b)

@@ -5,11 +5,10 @@ lane, and flow arrows from producer stage to transfer to consumer stage.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from hetnpu.atomic import atomic_write_text
+from hetnpu.traces.events import Place, flow, metadata, span, write_trace_file
 
 if TYPE_CHECKING:
     from hetnpu.simulator.system import SystemResult
@@ -19,22 +18,22 @@ __all__ = ["system_trace_events", "write_system_trace"]
 
 def write_system_trace(result: SystemResult, path: str | os.PathLike[str]) -> None:
     """Write :func:`system_trace_events` as a Chrome trace JSON object, atomically."""
-    doc = {
-        "displayTimeUnit": "ns",
-        "otherData": {
-            "generator": "hetnpu.system",
-            "chip": result.chip,
-            "precision": result.precision,
-            "strategy": result.strategy,
-            "makespan_s": result.makespan_s,
-        },
-        "traceEvents": system_trace_events(result),
+    other = {
+        "generator": "hetnpu.system",
+        "chip": result.chip,
+        "precision": result.precision,
+        "strategy": result.strategy,
+        "makespan_s": result.makespan_s,
     }
-    atomic_write_text(path, json.dumps(doc, separators=(",", ":")) + "\n")
+    write_trace_file(path, other, system_trace_events(result))
 
 
 def _us(seconds: float) -> float:
     return round(seconds * 1e6, 6)  # picosecond resolution, as hetnpu.traces.chrome
+
+
+def _dur(start_s: float, end_s: float) -> float:
+    return _us(end_s) - _us(start_s)
 
 
 def system_trace_events(result: SystemResult) -> list[dict[str, Any]]:
@@ -54,10 +53,7 @@ def system_trace_events(result: SystemResult) -> list[dict[str, Any]]:
     ev: list[dict[str, Any]] = []
 
     def meta(p: int, t: int | None, kind: str, name: str) -> None:
-        e: dict[str, Any] = {"ph": "M", "pid": p, "name": kind, "args": {"name": name}}
-        if t is not None:
-            e["tid"] = t
-        ev.append(e)
+        ev.append(metadata(p, t, kind, name))
 
     for d in devices:
         meta(pid[d], 0, "process_name", d)
@@ -69,74 +65,52 @@ def system_trace_events(result: SystemResult) -> list[dict[str, Any]]:
         for lane in lanes:
             meta(link_pid, tid[lane], "thread_name", lane)
     for s in result.stages:
+        args = {
+            "ops": s.ops,
+            "compute_us": s.compute_s * 1e6,
+            "transdata_us": s.transdata_s * 1e6,
+            "npu_cycles": s.npu_cycles,
+        }
         ev.append(
-            {
-                "ph": "X",
-                "cat": "stage",
-                "name": f"stage {s.id}",
-                "pid": pid[s.device],
-                "tid": 1,
-                "ts": _us(s.start_s),
-                "dur": _us(s.end_s) - _us(s.start_s),
-                "args": {
-                    "ops": s.ops,
-                    "compute_us": s.compute_s * 1e6,
-                    "transdata_us": s.transdata_s * 1e6,
-                    "npu_cycles": s.npu_cycles,
-                },
-            }
+            span(
+                f"stage {s.id}",
+                "stage",
+                pid[s.device],
+                1,
+                _us(s.start_s),
+                _dur(s.start_s, s.end_s),
+                args,
+            )
         )
     device_of = {s.id: s.device for s in result.stages}
     for stage_id, node, op, a, b in result.op_spans:
-        ev.append(
-            {
-                "ph": "X",
-                "cat": "op",
-                "name": node,
-                "pid": pid[device_of[stage_id]],
-                "tid": 2,
-                "ts": _us(a),
-                "dur": _us(b) - _us(a),
-                "args": {"op_type": op, "stage": stage_id},
-            }
-        )
-    flow = 0
+        args = {"op_type": op, "stage": stage_id}
+        ev.append(span(node, "op", pid[device_of[stage_id]], 2, _us(a), _dur(a, b), args))
+    n_flows = 0
     for t in result.transfers:
         if not t.hops:
             continue
         for lane, a, b in t.hops:
-            ev.append(
-                {
-                    "ph": "X",
-                    "cat": "transfer",
-                    "name": t.tensor,
-                    "pid": link_pid,
-                    "tid": tid[lane],
-                    "ts": _us(a),
-                    "dur": _us(b) - _us(a),
-                    "args": {"bytes": t.bytes, "src_stage": t.src_stage, "dst_stage": t.dst_stage},
-                }
-            )
+            args = {"bytes": t.bytes, "src_stage": t.src_stage, "dst_stage": t.dst_stage}
+            ev.append(span(t.tensor, "transfer", link_pid, tid[lane], _us(a), _dur(a, b), args))
         first, last = t.hops[0], t.hops[-1]
         if t.src_stage is not None:
-            flow += 1
+            n_flows += 1
             ev += _flow(
-                flow, (pid[t.src_device], 1, t.ready_s), (link_pid, tid[first[0]], first[1])
+                n_flows,
+                (pid[t.src_device], 1, _us(t.ready_s)),
+                (link_pid, tid[first[0]], _us(first[1])),
             )
         if t.dst_stage is not None:
             consumer = result.stages[t.dst_stage]
-            flow += 1
+            n_flows += 1
             ev += _flow(
-                flow, (link_pid, tid[last[0]], last[2]), (pid[t.dst_device], 1, consumer.start_s)
+                n_flows,
+                (link_pid, tid[last[0]], _us(last[2])),
+                (pid[t.dst_device], 1, _us(consumer.start_s)),
             )
     return ev
 
 
-def _flow(
-    ident: int, src: tuple[int, int, float], dst: tuple[int, int, float]
-) -> list[dict[str, Any]]:
-    common = {"cat": "dataflow", "name": "tensor", "id": ident}
-    return [
-        {**common, "ph": "s", "pid": src[0], "tid": src[1], "ts": _us(src[2])},
-        {**common, "ph": "f", "bp": "e", "pid": dst[0], "tid": dst[1], "ts": _us(dst[2])},
-    ]
+def _flow(ident: int, src: Place, dst: Place) -> tuple[dict[str, Any], dict[str, Any]]:
+    return flow(ident, "tensor", src, dst, cat="dataflow")

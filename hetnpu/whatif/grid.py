@@ -157,7 +157,7 @@ def normalise_run_value(key: str, value: Any) -> Any:
             raise ConfigError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {value!r}")
         return value
     if key == "devices":
-        from hetnpu.scheduler.placement import KNOWN_DEVICES
+        from hetnpu.devices.names import DEVICES as KNOWN_DEVICES
 
         names = value
         if isinstance(value, str):

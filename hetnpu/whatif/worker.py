@@ -102,8 +102,7 @@ def _busy(results: list[Any]) -> dict[str, float]:
 
 def simulate_task(task: Task) -> dict[str, Any]:
     """Simulate one point and return its metrics (raises what the simulator raises)."""
-    from hetnpu import simulator
-    from hetnpu.simulator import system
+    from hetnpu import api, simulator
 
     graph = load_graph(task.model, task.shapes)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -116,7 +115,7 @@ def simulate_task(task: Task) -> dict[str, Any]:
         extra: dict[str, Any] = {"stages": 1}
         unsupported = len(res.unsupported)
     else:
-        sys_res = system.simulate_system(
+        sys_res = api.simulate_system(
             graph,
             task.spec,
             devices=task.devices or ("npu", "cpu"),

@@ -87,6 +87,6 @@ def test_gpu_without_cuda_says_what_to_install():
 
 def test_unknown_device():
     with pytest.raises(
-        ConfigError, match="unknown device 'tpu'; known devices: cpu, gpu, sim-npu, npu"
+        ConfigError, match=r"unknown device\(s\) 'tpu'; known devices: npu, sim-npu, gpu, cpu"
     ):
         get_backend("tpu")

@@ -1,4 +1,4 @@
-"""hetnpu.onnx_backend: onnx's Backend interface over InferenceSession."""
+"""hetnpu.runtime.onnx_backend: onnx's Backend interface over InferenceSession."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.backend.base import Backend
 
 from hetnpu.errors import InputError
-from hetnpu.onnx_backend import HetnpuBackend, configured
+from hetnpu.runtime.onnx_backend import HetnpuBackend, configured
 from tests.conftest import ort_run
 
 

@@ -30,7 +30,7 @@ from hetnpu.errors import ConfigError
 from hetnpu.graph import Graph, Node, load
 
 LIGHT = Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data" / "light"
-DATA = Path(capability.__file__).with_name("data")
+DATA = Path(capability.__file__).parent.parent / "data"
 vi = h.make_tensor_value_info
 
 
@@ -362,7 +362,7 @@ def test_snapshots_name_their_source_and_only_real_onnx_ops():
     cuda = json.loads((DATA / "ort_cuda_kernels.json").read_text())
     assert cuda["source"]["repository"] == "microsoft/onnxruntime"
     assert len(cuda["source"]["commit"]) == 40
-    cpu_kernels = capability._live_kernels("CPUExecutionProvider")
+    cpu_kernels = capability.ort._live_kernels("CPUExecutionProvider")
     for domain, op, lo, hi, _types in cuda["kernels"]:
         if domain == "":  # catches transcription typos; ORT also keeps old experimental ops
             assert onnx.defs.has(op) or ("", op) in cpu_kernels or op.startswith("Memcpy"), op
@@ -371,4 +371,4 @@ def test_snapshots_name_their_source_and_only_real_onnx_ops():
     assert "hiascend.com" in cann["source"]["index"]
     for op, entry in cann["ops"].items():
         assert onnx.defs.has(op), op
-        assert entry["dtypes"] in capability._NPU_DTYPES
+        assert entry["dtypes"] in capability.npu._NPU_DTYPES

@@ -1,6 +1,6 @@
 """Fuzzed ONNX models through load, partition, simulate and InferenceSession.
 
-Every mutant (see :mod:`hetnpu.testing.mutations`) must either succeed or raise a HetnpuError
+Every mutant (see :mod:`tests.support.mutations`) must either succeed or raise a HetnpuError
 that names a node, tensor or key, at every stage; a foreign exception, a hang, a crash of the
 worker process or an allocation past its memory cap fails the test with the case that
 reproduces it (``python benchmarks/fuzz.py --replay SOURCE/KIND/SEED``).
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from hetnpu.testing.mutations import KINDS, MutationSpec, mutate, mutation_specs
-from hetnpu.testing.pipeline import (
+from tests.support.mutations import KINDS, MutationSpec, mutate, mutation_specs
+from tests.support.pipeline import (
     ALL_SOURCES,
     CI_SOURCES,
     FuzzConfig,
@@ -25,7 +25,7 @@ from hetnpu.testing.pipeline import (
     names_something,
     run_case,
 )
-from hetnpu.testing.runner import FuzzRunner
+from tests.support.runner import FuzzRunner
 
 # sim-npu's software numerics cost seconds on the conv nets: in the default run only the MLP and
 # the BERT encoder run on it (the others are still partitioned and compiled for it).
@@ -83,7 +83,7 @@ def test_unmutated_sources_run_everywhere(source: str) -> None:
 
 
 def test_mutations_are_reproducible_and_change_the_model() -> None:
-    from hetnpu.testing.pipeline import _source
+    from tests.support.pipeline import _source
 
     src = _source("mlp")
     for kind in KINDS:

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import hetnpu
 from hetnpu.errors import ModelError, ScheduleError
-from hetnpu.testing.mutations import HUGE
+from tests.support.mutations import HUGE
 
 
 def _model(nodes, inputs, outputs, inits=(), opset=17) -> onnx.ModelProto:
@@ -165,8 +165,8 @@ def test_zero_channel_tensors_round_trip_through_nc1hwc0() -> None:
 
 
 def test_mobilenet_with_zero_input_channels_fails_cleanly_on_sim_npu() -> None:
-    from hetnpu.testing.mutations import MutationSpec
-    from hetnpu.testing.pipeline import FuzzConfig, run_case
+    from tests.support.mutations import MutationSpec
+    from tests.support.pipeline import FuzzConfig, run_case
 
     result = run_case(MutationSpec("mobilenetv2", "dim_zero", 1241463164), FuzzConfig())
     assert result.what == "input 'input' dim 1 := 0"
@@ -187,8 +187,8 @@ def test_invalid_utf8_in_a_name_is_a_model_error() -> None:
 def test_constant_outputs_that_cannot_be_folded_are_a_model_error() -> None:
     # light_zfnet512/drop_input/3402736474: a Conv lost its data input, so everything up to
     # the softmax output became "constant", and onnx's reference Conv raised IndexError.
-    from hetnpu.testing.mutations import MutationSpec
-    from hetnpu.testing.pipeline import FuzzConfig, run_case
+    from tests.support.mutations import MutationSpec
+    from tests.support.pipeline import FuzzConfig, run_case
 
     result = run_case(MutationSpec("light_zfnet512", "drop_input", 3402736474), FuzzConfig())
     assert not result.bugs, result.describe()

@@ -77,7 +77,7 @@ def test_missing_inputs_are_seeded_random_and_said_so(mlp_file, tmp_path, capsys
         (["--input", "bogus"], "--input 'bogus': expected NAME=file.npy"),
         (["--input", "x=X.npy"], "unknown input(s) ['x']"),
         (["--input", "input=BAD.npy"], "input 'input': expected shape [2, 784], got [3, 3]"),
-        (["--devices", "tpu"], "unknown device(s) ['tpu']"),
+        (["--devices", "tpu"], "unknown device(s) 'tpu'"),
         (["--devices", "gpu", "--no-fallback"], "device 'gpu' is unavailable"),
     ],
 )

@@ -9,6 +9,7 @@ import pytest
 
 from hetnpu.graph import load
 from hetnpu.simulator import simulate
+from hetnpu.traces import write_trace
 from tests.conftest import LIGHT_DIR, LIGHT_MODELS
 
 
@@ -47,8 +48,8 @@ def test_determinism_of_results_and_traces(light_graphs, chip, tmp_path) -> None
     b = simulate(graph, chip("ascend910"), trace_level="instr")
     assert a == b
     for level in ("op", "instr"):
-        a.write_trace(tmp_path / f"a_{level}.json", level=level)
-        b.write_trace(tmp_path / f"b_{level}.json", level=level)
+        write_trace(a, tmp_path / f"a_{level}.json", level=level)
+        write_trace(b, tmp_path / f"b_{level}.json", level=level)
         assert (tmp_path / f"a_{level}.json").read_bytes() == (
             tmp_path / f"b_{level}.json"
         ).read_bytes()

@@ -93,9 +93,17 @@ def place(
 
     Examples
     --------
-    >>> p = place(g, ["npu", "cpu"], strategy="heft", cost_model=costs)  # doctest: +SKIP
-    >>> p.assignment["/head/Softmax"], p.fallbacks                         # doctest: +SKIP
-    ('cpu', {})
+    >>> from hetnpu import models
+    >>> from hetnpu.devices.presets import load_cpu, npu_spec
+    >>> from hetnpu.devices.roofline import RooflineCostModel
+    >>> from hetnpu.graph import load
+    >>> g = load(models.build("mlp", batch=4))
+    >>> costs = RooflineCostModel(npu_spec("ascend910"), load_cpu())
+    >>> p = place(g, ["npu", "cpu"], strategy="heft", cost_model=costs)
+    >>> p.assignment["/fc1/Gemm"], p.fallbacks
+    ('npu', {})
+    >>> place(g, ["npu", "cpu"], affinity={"Softmax": "cpu"}).assignment["/softmax/Softmax"]
+    'cpu'
     """
     if strategy not in STRATEGIES:
         raise ConfigError(

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 
 from hetnpu.errors import ConfigError, UnsupportedOpError
 from hetnpu.scheduler.placement.capability import place_capability
-from hetnpu.scheduler.placement.common import Context, Placement, verdict
+from hetnpu.scheduler.placement.common import Context, Placement
+from hetnpu.scheduler.verdicts import verdict
 
 __all__ = ["AffinitySpec", "apply_pins", "parse_affinity", "pins", "place_affinity"]
 

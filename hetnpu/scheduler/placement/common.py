@@ -9,14 +9,14 @@ other: a cost-based strategy may keep a node there by choice, which is not a fal
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from hetnpu.errors import ConfigError, UnsupportedOpError
+from hetnpu.devices.names import DEVICES, NPU_DEVICES, parse_devices
+from hetnpu.errors import UnsupportedOpError
 from hetnpu.graph.ir import Graph
-from hetnpu.scheduler.evaluate import CachedCosts, node_signature
+from hetnpu.scheduler.evaluate import CachedCosts
+from hetnpu.scheduler.verdicts import verdict
 
 __all__ = [
     "KNOWN_DEVICES",
@@ -25,44 +25,9 @@ __all__ = [
     "Placement",
     "make_context",
     "normalize_devices",
-    "verdict",
 ]
 
-KNOWN_DEVICES = ("npu", "sim-npu", "gpu", "cpu")
-NPU_DEVICES = frozenset({"npu", "sim-npu"})
-
-
-_VERDICTS: weakref.WeakKeyDictionary[Graph, dict[tuple[Any, ...], Any]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def verdict(device: str, name: str, graph: Graph, precision: str) -> Any:
-    """:func:`hetnpu.devices.capability.can_run`, asked once per graph, node, device and
-    precision, so placement and :meth:`ExecutionPlan.validate` share the answers.
-
-    A "yes" is also shared between nodes of one :func:`~hetnpu.scheduler.evaluate.
-    node_signature` (a 10,000-node graph has a few dozen, and asking each node was a third of
-    placement's time). A "no" is asked per node, as its reason may name a tensor.
-    """
-    from hetnpu.devices.capability import can_run
-
-    answers = _VERDICTS.get(graph)
-    if answers is None:
-        answers = _VERDICTS[graph] = {}
-    key = (device, name, precision)
-    found = answers.get(key)
-    if found is None:
-        sig = node_signature(graph, name)
-        shared = None if sig is None else answers.get((device, sig, precision))
-        if shared is not None:
-            found = shared
-        else:
-            found = can_run(device, graph.nodes[name], graph, precision=precision)
-            if sig is not None and found.supported:
-                answers[(device, sig, precision)] = found
-        answers[key] = found
-    return found
+KNOWN_DEVICES = DEVICES  # the names live in hetnpu.devices.names
 
 
 @dataclass(frozen=True)
@@ -117,17 +82,7 @@ def normalize_devices(devices: Sequence[str] | str) -> tuple[tuple[str, ...], bo
     ConfigError
         An unknown device, or an empty list.
     """
-    if isinstance(devices, str):
-        devices = [d.strip() for d in devices.split(",") if d.strip()]
-    unknown = [d for d in devices if d not in KNOWN_DEVICES]
-    if unknown:
-        raise ConfigError(
-            f"unknown device(s) {', '.join(map(repr, unknown))}; "
-            f"known devices: {', '.join(KNOWN_DEVICES)}"
-        )
-    if not devices:
-        raise ConfigError(f"no devices given; known devices: {', '.join(KNOWN_DEVICES)}")
-    listed = tuple(dict.fromkeys(devices))
+    listed = tuple(dict.fromkeys(parse_devices(devices)))
     listed_cpu = "cpu" in listed
     if not listed_cpu:
         listed = (*listed, "cpu")

@@ -23,12 +23,11 @@ from hetnpu.simulator.lowering.common import (
     Lowered,
     Unsupported,
     check_instructions,
-    cube_init_flags,
-    cube_program,
     dev_nbytes,
     shape_of,
-    vector_lowering,
 )
+from hetnpu.simulator.lowering.cube_template import cube_init_flags, cube_program
+from hetnpu.simulator.lowering.vector_template import vector_lowering
 from hetnpu.simulator.tiler import split_even, tile_cube
 
 __all__ = ["lower_conv", "lower_gemm", "lower_matmul"]

@@ -17,8 +17,8 @@ from hetnpu.simulator.lowering.common import (
     Lowered,
     node_in_out,
     shape_of,
-    vector_lowering,
 )
+from hetnpu.simulator.lowering.vector_template import vector_lowering
 
 __all__ = ["ZERO_WORK", "lower_copy", "lower_gather", "lower_permute", "lower_zero"]
 

@@ -20,8 +20,8 @@ from hetnpu.simulator.lowering.common import (
     Lowered,
     node_in_out,
     shape_of,
-    vector_lowering,
 )
+from hetnpu.simulator.lowering.vector_template import vector_lowering
 
 __all__ = [
     "ELEMENTWISE_CPR",

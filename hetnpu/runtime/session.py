@@ -31,10 +31,13 @@ from typing import Any
 import numpy as np
 import onnx
 
-from hetnpu.backends import DEVICES, CompileOptions, get_backend
+from hetnpu.backends import CompileOptions, get_backend
+from hetnpu.devices.names import parse_devices
 from hetnpu.errors import BackendUnavailableError, ConfigError, InputError
 from hetnpu.graph import Graph, load
 from hetnpu.graph.onnx_io import ShapeMap
+from hetnpu.runtime.executor import PlanExecutor
+from hetnpu.scheduler import partition
 
 __all__ = ["DeviceFallbackWarning", "InferenceSession", "NodeArg"]
 
@@ -98,7 +101,8 @@ class InferenceSession:
     affinity
         ``{"op type | node name | glob": device}``, as OpenVINO HETERO's affinities.
     precision
-        ``"fp16"`` (ATC's default) or ``"fp32"`` (ATC's force_fp32) for NPU stages.
+        ``"fp16"`` (ATC's force_fp16) or ``"fp32"`` (ATC's must_keep_origin_dtype) for NPU
+        stages.
     strict
         Raise :class:`~hetnpu.backends.sim.NumericOverflowError` instead of warning on fp16
         overflow.
@@ -144,11 +148,7 @@ class InferenceSession:
         backend_options: Mapping[str, Mapping[str, Any]] | None = None,
         max_workers: int = 4,
     ) -> None:
-        if isinstance(devices, str):
-            devices = [d.strip() for d in devices.split(",") if d.strip()]
-        unknown = [d for d in devices if d not in DEVICES]
-        if unknown:
-            raise ConfigError(f"unknown device(s) {unknown}; known devices: {', '.join(DEVICES)}")
+        devices = parse_devices(devices)
         if precision not in ("fp16", "fp32", "int8"):
             raise ConfigError(f"precision {precision!r}: choose fp16, fp32 or int8")
         if max_workers < 1:
@@ -346,8 +346,7 @@ class InferenceSession:
             out[n] = value
         return out
 
-    def _compiled(self, shapes: Mapping[str, Sequence[int | None]]) -> Any:
-        from hetnpu._session_plan import CompiledPlan
+    def _compiled(self, shapes: Mapping[str, Sequence[int | None]]) -> PlanExecutor:
 
         key = tuple((n, tuple(shapes[n])) for n in self._graph.inputs)
         with self._lock:
@@ -365,7 +364,23 @@ class InferenceSession:
                 if self._static_inputs()
                 else load(self._source, input_shapes={n: list(s) for n, s in key})
             )
-            compiled = CompiledPlan(self, graph)
+            plan = partition(
+                graph,
+                devices=self.devices,
+                strategy=self.strategy,
+                chip=self.chip,
+                affinity=self.affinity or None,
+                precision=self.precision,
+            )
+            compiled = PlanExecutor(
+                plan,
+                graph,
+                self._backends,
+                self._options,
+                strict=self.strict,
+                clock=self._now_us,
+                pool=self._stage_pool,
+            )
             with self._lock:
                 self._plans[key] = compiled
             return compiled

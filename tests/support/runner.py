@@ -13,8 +13,8 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from hetnpu.testing.mutations import MutationSpec
-from hetnpu.testing.pipeline import (
+from tests.support.mutations import MutationSpec
+from tests.support.pipeline import (
     CI_SOURCES,
     CaseResult,
     FuzzConfig,

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 import warnings
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,14 +33,19 @@ from hetnpu.errors import (
 from hetnpu.scheduler.evaluate import HOST
 
 if TYPE_CHECKING:
+    from hetnpu.backends.base import Backend, CompileOptions
     from hetnpu.graph import Graph
-    from hetnpu.session import InferenceSession
+    from hetnpu.scheduler.plan import ExecutionPlan
 
-__all__ = ["CompiledPlan", "from_device", "to_device"]
+__all__ = ["PlanExecutor", "from_device", "to_device"]
 
 Record = Callable[[dict[str, Any]], None] | None
 _BLOCKED = ("NC1HWC0", "FRACTAL_NZ")
 _PLAN_IDS = itertools.count(1)
+
+
+def _process_clock_us() -> float:
+    return time.perf_counter() * 1e6
 
 
 def to_device(x: np.ndarray, layout: str, precision: str) -> np.ndarray:
@@ -68,35 +74,55 @@ def from_device(
     return nd.astype(dtype, copy=False)
 
 
-class CompiledPlan:
-    """Partition ``graph`` for ``session``'s devices and compile every stage.
+class PlanExecutor:
+    """An execution plan's stages compiled on their backends, ready to run.
+
+    Parameters
+    ----------
+    plan : ExecutionPlan
+        The validated plan (the caller partitions; the executor only runs).
+    graph : Graph
+        The graph ``plan`` was built from.
+    backends : mapping of str to Backend
+        The backend of every device the plan's stages use.
+    options : CompileOptions
+        What each stage is compiled with (its ``precision`` also sets the layout conversions).
+    strict : bool
+        A finite value beyond fp16 entering an NPU stage raises
+        :class:`~hetnpu.errors.NumericOverflowError` instead of warning.
+    clock : callable, optional
+        Microseconds on the caller's timeline, for recorded events.
+    pool : callable, optional
+        Returns the thread pool that runs independent stages concurrently (created lazily by
+        the caller, shared by its plans); without one, stages run one after another.
 
     ``execute`` may be called from several threads at once: each call keeps its tensors in
     its own dict, and executables are shared read-only.
     """
 
-    def __init__(self, session: InferenceSession, graph: Graph) -> None:
-        from hetnpu.scheduler import partition
-
-        self.session = session
+    def __init__(
+        self,
+        plan: ExecutionPlan,
+        graph: Graph,
+        backends: Mapping[str, Backend],
+        options: CompileOptions,
+        *,
+        strict: bool = False,
+        clock: Callable[[], float] | None = None,
+        pool: Callable[[], Executor] | None = None,
+    ) -> None:
         self.uid = next(_PLAN_IDS)
         self.graph = graph
-        self.precision = session.precision
-        self.plan = partition(
-            graph,
-            devices=session.devices,
-            strategy=session.strategy,
-            chip=session.chip,
-            affinity=session.affinity or None,
-            precision=session.precision,
-        )
+        self.plan = plan
+        self.precision = options.precision
+        self.strict = strict
+        self._now_us = clock or _process_clock_us
+        self._pool = pool
         stages = self.plan.stages
-        options = session._options
         if len(stages) > 1:
             options = dataclasses.replace(options, extra={**options.extra, "ort_spinning": False})
         self.executables = [
-            session._backends[s.device].compile(self.plan.export_stage(s.id), options)
-            for s in stages
+            backends[s.device].compile(self.plan.export_stage(s.id), options) for s in stages
         ]
         producer = {t: s.id for s in stages for t in s.outputs}
         self.deps: list[frozenset[int]] = [
@@ -167,11 +193,11 @@ class CompiledPlan:
         """Run every stage on ``feeds``; return every tensor by name (outputs included)."""
         values: dict[str, Any] = dict(feeds)
         n = len(self.plan.stages)
-        if not self.parallel:
+        if not self.parallel or self._pool is None:
             for i in range(n):
                 values.update(self._run_stage(i, self._gather(i, values), record, run))
         else:
-            pool = self.session._stage_pool()
+            pool = self._pool()
             done: set[int] = set()
             running: dict[Future, int] = {}
             submitted: set[int] = set()
@@ -196,7 +222,7 @@ class CompiledPlan:
         self, i: int, inputs: dict[str, Any], record: Record, run: int
     ) -> dict[str, np.ndarray]:
         stage = self.plan.stages[i]
-        now = self.session._now_us
+        now = self._now_us
         for t, src_stage, src, copy, layout in self.moves[i]:
             if not copy and layout is None:
                 continue
@@ -251,7 +277,7 @@ class CompiledPlan:
         run: int,
     ) -> np.ndarray:
         """Copy ``value`` across devices (a real copy), recording the transfer if profiling."""
-        t0 = self.session._now_us() if record else 0.0
+        t0 = self._now_us() if record else 0.0
         value = np.array(value, copy=True)
         if record:
             record(
@@ -265,7 +291,7 @@ class CompiledPlan:
                     **where,
                     "bytes": int(value.nbytes),
                     "start_us": t0,
-                    "end_us": self.session._now_us(),
+                    "end_us": self._now_us(),
                 }
             )
         return value
@@ -280,7 +306,7 @@ class CompiledPlan:
         record: Record,
         run: int,
     ) -> np.ndarray:
-        t0 = self.session._now_us() if record else 0.0
+        t0 = self._now_us() if record else 0.0
         if direction == "in":
             self._check_fp16_range(value, stage, tensor)
         blocked = to_device(value, layout, self.precision)
@@ -299,7 +325,7 @@ class CompiledPlan:
                     "dst_layout": dst,
                     "bytes": int(value.nbytes + blocked.nbytes),
                     "start_us": t0,
-                    "end_us": self.session._now_us(),
+                    "end_us": self._now_us(),
                 }
             )
         return back
@@ -318,7 +344,7 @@ class CompiledPlan:
             f"beyond fp16's {np.finfo(np.float16).max:.0f}: it becomes inf on the NPU "
             "(precision='fp32' keeps it)"
         )
-        if getattr(self.session, "strict", False):
+        if self.strict:
             raise NumericOverflowError(msg)
         warnings.warn(msg, NumericOverflowWarning, stacklevel=2)
 

@@ -1,5 +1,6 @@
 """NPU op costs from the cycle-level simulator, behind the same
-:class:`~hetnpu.scheduler.evaluate.CostModel` interface as the roofline.
+:class:`~hetnpu.scheduler.evaluate.CostModel` interface as the roofline, for the partitioner
+(which takes it as an injected cost model: the scheduler never imports the simulator).
 
 The simulator runs the whole graph once (on first use) on the chip; each op the NPU can run
 then costs its simulated cycles. Everything else (CPU and GPU ops, ops the simulator cannot
@@ -19,11 +20,12 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+from hetnpu.devices.names import NPU_DEVICES
 from hetnpu.graph.ir import Graph, Node
 
 __all__ = ["SimulatorCostModel"]
 
-_NPU = ("npu", "sim-npu")
+_NPU = NPU_DEVICES
 
 
 class SimulatorCostModel:
@@ -38,8 +40,14 @@ class SimulatorCostModel:
 
     Examples
     --------
-    >>> costs = SimulatorCostModel(chips.load("ascend310"), cpu_spec)          # doctest: +SKIP
-    >>> plan = partition(g, ["npu", "cpu"], strategy="heft", cost_model=costs)  # doctest: +SKIP
+    >>> from hetnpu import models
+    >>> from hetnpu.devices.presets import cpu_spec, npu_spec
+    >>> from hetnpu.graph import load
+    >>> g = load(models.build("mlp", batch=64))
+    >>> costs = SimulatorCostModel(npu_spec("ascend910"), cpu_spec())
+    >>> fc1 = g.node("/fc1/Gemm")
+    >>> costs.cost(g, fc1, "npu") == costs.npu_times(g)["/fc1/Gemm"]
+    True
     """
 
     by_signature = False  # an op's simulated time depends on its place in the run (L2, fusion)
@@ -58,7 +66,7 @@ class SimulatorCostModel:
         """Node name -> simulated seconds on the NPU, for every op the simulator lowered."""
         found = self._times.get(graph)
         if found is None:
-            from hetnpu.simulator import simulate
+            from hetnpu.simulator.chip import simulate
 
             res = simulate(graph, self.npu, precision=self.precision)
             found = {o.name: o.cycles / res.clock_hz for o in res.ops if o.name in graph.nodes}

@@ -1,4 +1,4 @@
-"""The graph-wiring, op, attribute and subgraph mutations of :mod:`hetnpu.testing.mutations`,
+"""The graph-wiring, op, attribute and subgraph mutations of :mod:`tests.support.mutations`,
 and the helpers they share with it. Each takes a model (mutated in place) and a seeded
 ``random.Random`` and returns what it changed; :class:`Skip` means the variant drawn does not
 fit the model.

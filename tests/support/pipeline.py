@@ -1,6 +1,6 @@
 """Run mutated models through every entry point of hetnpu and classify what happens.
 
-A case (:class:`~hetnpu.testing.mutations.MutationSpec`) is mutated, then loaded, partitioned
+A case (:class:`~tests.support.mutations.MutationSpec`) is mutated, then loaded, partitioned
 with every strategy, simulated under an event budget, and run by an ``InferenceSession`` on
 ``["cpu"]`` and on ``["sim-npu", "cpu"]``. The allowed outcome of each stage is success or a
 :class:`~hetnpu.errors.HetnpuError` whose message names something (a quoted token, or one of
@@ -12,7 +12,7 @@ the model's node and tensor names). Everything else is a bug, of one of these ki
 ``hang``     the case outlived its time bound (the worker is killed and replaced);
 ``crash``    the worker died (a segfault or abort in native code).
 
-:class:`~hetnpu.testing.runner.FuzzRunner` runs cases in a separate process so that a hang in
+:class:`~tests.support.runner.FuzzRunner` runs cases in a separate process so that a hang in
 native code, a crash or a huge allocation cannot take the caller down.
 """
 
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from hetnpu.testing.mutations import MutationSpec, mutate
+from tests.support.mutations import MutationSpec, mutate
 
 __all__ = [
     "ALL_SOURCES",

@@ -1,8 +1,8 @@
-"""onnx's ``Backend`` interface over :class:`~hetnpu.session.InferenceSession`.
+"""onnx's ``Backend`` interface over :class:`~hetnpu.runtime.session.InferenceSession`.
 
 This lets onnx's own conformance suite (``onnx.backend.test.BackendTest``) run against hetnpu::
 
-    backend = hetnpu.onnx_backend.configured(devices=["sim-npu", "cpu"], precision="fp32")
+    backend = hetnpu.runtime.onnx_backend.configured(devices=["sim-npu", "cpu"], precision="fp32")
     onnx.backend.test.BackendTest(backend, __name__)
 """
 
@@ -59,7 +59,7 @@ class HetnpuBackend(Backend):
 
     @classmethod
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> HetnpuRep:
-        from hetnpu.session import InferenceSession
+        from hetnpu.runtime.session import InferenceSession
 
         super().prepare(model, device, **kwargs)
         options = dict(cls.session_options)

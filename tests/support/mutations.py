@@ -41,7 +41,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, numpy_helper
 
-from hetnpu.testing._graph_mutations import (
+from tests.support._graph_mutations import (
     Skip,
     attr_wrong_type,
     copy_model,

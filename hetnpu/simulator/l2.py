@@ -1,0 +1,55 @@
+"""Which tensors the chip's shared L2 holds between ops: a least-recently-used set of whole
+tensors, with the write-backs to HBM that evicting a written one costs.
+
+An op's inputs found here are read at the L2 rate instead of HBM's (the driver zeroes their
+HBM bytes); its outputs are written here and stay dirty until evicted, when their bytes are
+charged to HBM. At the end of a run the dirty graph outputs are written back too.
+
+Left out: partial residency (a tensor larger than L2 never enters it, one that fits enters
+whole), set associativity and the cache's own replacement policy (LRU over tensors stands in
+for it), and prefetching.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+__all__ = ["L2Residency"]
+
+
+class L2Residency:
+    """The tensors in an L2 of ``capacity_bytes``, most recently used last."""
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity_bytes = capacity_bytes
+        self._lru: OrderedDict[str, tuple[int, bool]] = OrderedDict()
+        self._used = 0
+        self.writeback_bytes = 0
+        """Bytes written back to HBM by evictions (and by :meth:`flush`)."""
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._lru
+
+    def touch(self, name: str, nbytes: int, *, dirty: bool) -> None:
+        """Tensor ``name`` was read (``dirty=False``) or written: it becomes most recent."""
+        if nbytes > self.capacity_bytes:
+            return
+        old = self._lru.pop(name, None)
+        if old is not None:
+            self._used -= old[0]
+            dirty = dirty or old[1]
+        self._lru[name] = (nbytes, dirty)
+        self._used += nbytes
+        while self._used > self.capacity_bytes:
+            _, (size, was_dirty) = self._lru.popitem(last=False)
+            self._used -= size
+            if was_dirty:
+                self.writeback_bytes += size
+
+    def flush(self, names: Iterable[str]) -> None:
+        """Write back those of ``names`` that are resident and dirty (the run's outputs)."""
+        wanted = set(names)
+        for name, (size, dirty) in self._lru.items():
+            if dirty and name in wanted:
+                self.writeback_bytes += size
