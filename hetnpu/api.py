@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import onnx
 
+from hetnpu.devices.names import DEFAULT_DEVICES
 from hetnpu.errors import ConfigError
 from hetnpu.graph import Graph, as_graph
 from hetnpu.scheduler import AffinitySpec, CostModel, ExecutionPlan
@@ -77,7 +78,7 @@ def make_cost_model(
 
 def partition(
     graph: ModelSource,
-    devices: Sequence[str] | str = ("npu", "cpu"),
+    devices: Sequence[str] | str = DEFAULT_DEVICES,
     strategy: str = "capability",
     chip: Any = "ascend910",
     affinity: AffinitySpec | None = None,
@@ -165,7 +166,7 @@ def simulate_system(
         costs = make_cost_model(chip, precision, npu_costs=npu_costs, cpu=cpu, gpu=gpu)
         plan = _partition(
             as_graph(graph),
-            devices if devices is not None else ("npu", "cpu"),
+            devices if devices is not None else DEFAULT_DEVICES,
             strategy=strategy,
             cost_model=costs,
             precision=precision,

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 
 from hetnpu.devices import presets
+from hetnpu.devices.names import NPU
 from hetnpu.devices.spec import NpuSpec
 
 __all__ = ["NpuSpec", "load", "names"]
@@ -56,4 +57,4 @@ def names() -> list[str]:
     >>> "ascend910" in chips.names()
     True
     """
-    return presets.names("npu")
+    return presets.names(NPU)

@@ -9,15 +9,15 @@ from __future__ import annotations
 import importlib
 
 from hetnpu.backends.base import Availability, Backend, CompileOptions, Executable
-from hetnpu.devices.names import parse_devices
+from hetnpu.devices.names import CPU, GPU, NPU, SIM_NPU, parse_devices
 
 __all__ = ["DEVICES", "Availability", "Backend", "CompileOptions", "Executable", "get_backend"]
 
 DEVICES: dict[str, tuple[str, str]] = {
-    "npu": ("hetnpu.backends.ascend", "AscendBackend"),
-    "sim-npu": ("hetnpu.backends.sim", "SimNpuBackend"),
-    "gpu": ("hetnpu.backends.gpu", "GpuBackend"),
-    "cpu": ("hetnpu.backends.cpu", "CpuBackend"),
+    NPU: ("hetnpu.backends.ascend", "AscendBackend"),
+    SIM_NPU: ("hetnpu.backends.sim", "SimNpuBackend"),
+    GPU: ("hetnpu.backends.gpu", "GpuBackend"),
+    CPU: ("hetnpu.backends.cpu", "CpuBackend"),
 }
 """Device name -> (module, class) of the backend that runs it."""
 

@@ -18,6 +18,7 @@ import onnx
 
 from hetnpu.backends._ort import OrtExecutable
 from hetnpu.backends.base import Availability, CompileOptions, Executable
+from hetnpu.devices.names import CPU
 from hetnpu.errors import BackendUnavailableError, first_line
 
 __all__ = ["CpuBackend", "ReferenceExecutable"]
@@ -49,7 +50,7 @@ class ReferenceExecutable:
 class CpuBackend:
     """onnxruntime CPUExecutionProvider, falling back to onnx's ReferenceEvaluator per stage."""
 
-    name = "cpu"
+    name = CPU
 
     def available(self) -> Availability:
         return Availability(True)

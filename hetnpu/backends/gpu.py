@@ -6,6 +6,7 @@ import onnx
 
 from hetnpu.backends._ort import OrtExecutable
 from hetnpu.backends.base import Availability, CompileOptions, Executable
+from hetnpu.devices.names import GPU
 from hetnpu.errors import BackendUnavailableError
 
 __all__ = ["GpuBackend"]
@@ -14,7 +15,7 @@ __all__ = ["GpuBackend"]
 class GpuBackend:
     """onnxruntime CUDAExecutionProvider on ``device_id``."""
 
-    name = "gpu"
+    name = GPU
 
     def available(self) -> Availability:
         try:

@@ -27,6 +27,7 @@ from onnx.reference.ops import load_op
 
 from hetnpu.backends import npu_numerics
 from hetnpu.backends.base import Availability, CompileOptions, Executable
+from hetnpu.devices.names import SIM_NPU
 from hetnpu.errors import ConfigError, NumericOverflowError, NumericOverflowWarning
 
 __all__ = ["NumericOverflowError", "NumericOverflowWarning", "SimNpuBackend", "SimNpuExecutable"]
@@ -277,7 +278,7 @@ def _magnitude(worst: float) -> str:
 class SimNpuExecutable:
     """A stage compiled for the simulated NPU; ``run`` may be called from several threads."""
 
-    engine = "sim-npu"
+    engine = SIM_NPU
 
     def __init__(self, model: onnx.ModelProto, precision: str, strict: bool) -> None:
         self.precision = precision
@@ -345,7 +346,7 @@ class SimNpuExecutable:
 class SimNpuBackend:
     """The NPU's numerics in software (no hardware needed)."""
 
-    name = "sim-npu"
+    name = SIM_NPU
 
     def __init__(self, strict: bool = False) -> None:
         self.strict = strict

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from hetnpu.cli.app import app
+from hetnpu.devices.names import CPU, DESCRIPTIONS, NPU
 from hetnpu.errors import ConfigError
 
 __all__ = ["devices_app"]
@@ -15,14 +16,6 @@ devices_app = typer.Typer(
     help="Device kinds and chip presets; `devices show NAME|FILE` prints one spec in full."
 )
 app.add_typer(devices_app, name="devices", invoke_without_command=True)
-
-DEVICE_KINDS = {
-    "npu": "a real Ascend NPU through AscendCL (needs `acl` and a device)",
-    "sim-npu": "the simulated Ascend NPU (NPU numerics, simulator timings)",
-    "cpu": "the host CPU (onnxruntime CPUExecutionProvider)",
-    "gpu": "an NVIDIA GPU (onnxruntime CUDAExecutionProvider, extra `gpu`)",
-}
-"""The ``devices=[...]`` names a session and the partitioner accept."""
 
 SetOpt = Annotated[
     list[str] | None,
@@ -58,7 +51,7 @@ def parse_set_items(items: list[str] | None) -> dict[str, str]:
 def _summary(preset: Any) -> list[str]:
     """Name, kind/architecture, cores, clock, peak fp16, memory bandwidth of one preset."""
     spec = preset.spec
-    if preset.kind == "npu":
+    if preset.kind == NPU:
         if spec.architecture == "split":
             cores = f"{spec.ai_cores} AIC + {spec.vector_cores} AIV"
         else:
@@ -67,7 +60,7 @@ def _summary(preset: Any) -> list[str]:
             )
         kind, peak, bw = f"npu/{spec.architecture}", spec.peak_flops("fp16"), spec.hbm_bytes_per_s
     else:
-        cores = f"{spec.cores} cores" if preset.kind == "cpu" else f"{spec.sms} SMs"
+        cores = f"{spec.cores} cores" if preset.kind == CPU else f"{spec.sms} SMs"
         kind, peak, bw = preset.kind, spec.peak_fp16_flops, spec.mem_bytes_per_s
     return [
         spec.name,
@@ -90,7 +83,7 @@ def devices(ctx: typer.Context) -> None:
     from hetnpu.devices import presets
 
     print("device kinds (devices=[...] of a session, --devices of a command):")
-    for kind, what in DEVICE_KINDS.items():
+    for kind, what in DESCRIPTIONS.items():
         print(f"  {kind:<8} {what}")
     rows = [_summary(presets.load_preset(name)) for name in presets.names()]
     header = ["preset", "kind", "cores", "clock", "peak fp16", "memory BW"]
@@ -168,7 +161,7 @@ def show(
             f"[dim]{escape(description or '')}[/dim]" + (f"\n{escape(source)}" if source else ""),
         )
     console.print(table)
-    if preset.kind == "npu":
+    if preset.kind == NPU:
         peaks = ", ".join(
             f"{d} {_si(spec.peak_flops(d), 'OP/s')}" for d in ("fp16", "int8", "fp32")
         )

@@ -14,6 +14,7 @@ import typer
 from hetnpu.atomic import atomic_open
 from hetnpu.cli.app import app
 from hetnpu.cli.options import InputShapeOpt, StrategyOpt, parse_input_shapes
+from hetnpu.devices.names import CPU
 from hetnpu.errors import InputError
 
 _NP_TYPE = {
@@ -91,7 +92,7 @@ def run(
     model: Annotated[str, typer.Argument(help="An .onnx file (or a hetnpu.models name).")],
     devices: Annotated[
         str, typer.Option("--devices", help="Devices by preference, e.g. sim-npu,cpu.")
-    ] = "cpu",
+    ] = CPU,
     strategy: StrategyOpt = "capability",
     precision: Annotated[
         str,

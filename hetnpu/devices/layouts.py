@@ -115,6 +115,11 @@ def nc1hwc0_c0(dtype: DTypeLike) -> int:
     """NC1HWC0 ``C0`` for ``dtype``: 32 for one-byte dtypes [AIS-LAYOUT], else 16 [HIA-FMT].
 
     Unlike :func:`c0_for`, fp32 keeps C0 = 16: 5HD's C0 is the cube size, not a 32-B row.
+    MindSpore's Ascend device shapes agree (mindspore-ai/mindspore
+    ``mindspore/ccsrc/runtime/device/ms_device_shape_transfer.cc``, [MS-TRANS]'s successor:
+    ``NC1HWC0DeviceShape`` takes C0 from ``GetCubeSizeByType``, 32 for int8/uint8 and 16 for
+    every other dtype, float32 included). This is the one C0 rule of 5HD: the cost models and
+    the simulator's TransData call it.
     """
     return 32 if _itemsize(dtype, "nc1hwc0_c0") == 1 else CUBE_SIZE
 

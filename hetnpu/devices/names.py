@@ -9,30 +9,54 @@ question of capability and cost.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from hetnpu.errors import ConfigError
 
 __all__ = [
+    "CPU",
+    "DEFAULT_DEVICES",
+    "DESCRIPTIONS",
     "DEVICES",
     "DEVICE_KINDS",
+    "GPU",
     "HOST",
+    "NPU",
     "NPU_DEVICES",
+    "SIM_NPU",
     "device_kind",
     "is_npu",
     "parse_devices",
 ]
 
-DEVICES = ("npu", "sim-npu", "gpu", "cpu")
+NPU, SIM_NPU, GPU, CPU = "npu", "sim-npu", "gpu", "cpu"
+
+DEVICES = (NPU, SIM_NPU, GPU, CPU)
 """Every device name hetnpu accepts, in its usual order of preference."""
 
-DEVICE_KINDS = ("npu", "gpu", "cpu")
+DEVICE_KINDS = (NPU, GPU, CPU)
 """What a device is, for capability and cost: ``sim-npu`` is of kind ``npu``."""
 
-NPU_DEVICES = frozenset({"npu", "sim-npu"})
+NPU_DEVICES = frozenset({NPU, SIM_NPU})
 
-HOST = "cpu"
+HOST = CPU
 """Where graph inputs are at the start and outputs must be at the end."""
 
-_KIND = {"npu": "npu", "sim-npu": "npu", "gpu": "gpu", "cpu": "cpu"}
+DEFAULT_DEVICES = (NPU, CPU)
+"""The devices a model is partitioned over when the caller names none."""
+
+DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        NPU: "a real Ascend NPU through AscendCL (needs `acl` and a device)",
+        SIM_NPU: "the simulated Ascend NPU (NPU numerics, simulator timings)",
+        CPU: "the host CPU (onnxruntime CPUExecutionProvider)",
+        GPU: "an NVIDIA GPU (onnxruntime CUDAExecutionProvider, extra `gpu`)",
+    }
+)
+"""One line on each device, for listings (``hetnpu devices``)."""
+
+_KIND = {NPU: NPU, SIM_NPU: NPU, GPU: GPU, CPU: CPU}
 
 
 def device_kind(device: str) -> str:

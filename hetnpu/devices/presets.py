@@ -27,6 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
+from hetnpu.devices.names import CPU, GPU, NPU
 from hetnpu.devices.spec import CpuSpec, GpuSpec, NpuSpec, flat_keys, validate_spec
 from hetnpu.errors import ConfigError
 
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 KINDS: Mapping[str, type[NpuSpec] | type[CpuSpec] | type[GpuSpec]] = MappingProxyType(
-    {"npu": NpuSpec, "cpu": CpuSpec, "gpu": GpuSpec}
+    {NPU: NpuSpec, CPU: CpuSpec, GPU: GpuSpec}
 )
 """Spec class of each preset ``kind``."""
 
@@ -180,7 +181,7 @@ def _resolve(doc: _Doc, chain: tuple[_Doc, ...] = ()) -> _Merged:
     if parent:
         merged.data["inherits"] = parent
         merged.data["name"] = raw.get("name", doc.stem)  # a derived chip is named after its file
-    known = flat_keys(KINDS[merged.kind or "npu"])
+    known = flat_keys(KINDS[merged.kind or NPU])
     for key, text in flatten_table(sources).items():
         if key not in known:
             close = difflib.get_close_matches(key, known, n=3)
@@ -240,7 +241,7 @@ def load_preset(
     """
     doc = _locate(name_or_path, None)
     merged = _resolve(doc)
-    actual = merged.kind or "npu"
+    actual = merged.kind or NPU
     cls = KINDS[actual]
     name = merged.data.get("name", doc.stem)
     label = f"{name} ({doc.shown})"
@@ -259,7 +260,7 @@ def names(kind: str | None = None) -> list[str]:
     every = _all_names()
     if kind is None:
         return every
-    return [n for n in every if (_resolve(_locate(n, None)).kind or "npu") == kind]
+    return [n for n in every if (_resolve(_locate(n, None)).kind or NPU) == kind]
 
 
 CPU_PRESET = "cpu_x86"
@@ -301,14 +302,14 @@ def load_npu(
     name_or_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
 ) -> NpuSpec:
     """The chip spec of an NPU preset or file (see :func:`load_preset`)."""
-    return cast(NpuSpec, load_preset(name_or_path, overrides, kind="npu").spec)
+    return cast(NpuSpec, load_preset(name_or_path, overrides, kind=NPU).spec)
 
 
 def load_cpu(
     name_or_path: str | os.PathLike[str] = CPU_PRESET, overrides: Mapping[str, Any] | None = None
 ) -> CpuSpec:
     """The spec of a CPU preset or file; the generic x86 server CPU by default."""
-    return cast(CpuSpec, load_preset(name_or_path, overrides, kind="cpu").spec)
+    return cast(CpuSpec, load_preset(name_or_path, overrides, kind=CPU).spec)
 
 
 def load_gpu(
@@ -316,4 +317,4 @@ def load_gpu(
     overrides: Mapping[str, Any] | None = None,
 ) -> GpuSpec:
     """The spec of a GPU preset or file; the generic data-centre GPU by default."""
-    return cast(GpuSpec, load_preset(name_or_path, overrides, kind="gpu").spec)
+    return cast(GpuSpec, load_preset(name_or_path, overrides, kind=GPU).spec)

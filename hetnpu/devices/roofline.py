@@ -1,7 +1,9 @@
 """An analytical cost model: each op takes the longer of its compute and its memory time on a
 device's roofline, plus a fixed per-op overhead; each transfer takes a link's latency plus its
 bytes over the link's bandwidth, plus a TransData conversion where a tensor enters or leaves
-the NPU's private layouts.
+the NPU's private layouts. On the NPU an op's bytes are its tensors at their size there, and
+its peaks those of the precision mode (:mod:`hetnpu.devices.rates`): at fp16 a float tensor
+takes 2 bytes per element whatever its ONNX dtype.
 
 It is the stand-in for measured or simulated costs behind the same interface
 (:class:`hetnpu.scheduler.evaluate.CostModel`), so placement can run anywhere and fast.
@@ -15,7 +17,14 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from hetnpu.devices.names import NPU_DEVICES
+from hetnpu.devices.names import CPU, GPU, NPU, NPU_DEVICES, device_kind
+from hetnpu.devices.rates import (
+    NpuRates,
+    check_precision,
+    device_dtype,
+    device_itemsize,
+    npu_rates,
+)
 from hetnpu.errors import ConfigError
 from hetnpu.graph.ir import Graph, Node
 
@@ -27,9 +36,6 @@ __all__ = ["RooflineCostModel", "device_layouts"]
 
 _NPU = NPU_DEVICES
 _CUBE_KINDS = frozenset({"conv", "matmul"})
-_ITEMSIZE = {"fp16": 2, "fp32": 4, "int8": 1}
-"""Bytes per element the NPU computes in, by precision: ATC casts fp32 models to fp16 by
-default, so an NPU op reads and writes half the bytes the fp32 graph says."""
 
 
 _FLOATS = frozenset({"float32", "float16", "bfloat16", "float64"})
@@ -75,16 +81,20 @@ class RooflineCostModel:
     def __init__(
         self, npu: NpuSpec, cpu: CpuSpec, gpu: GpuSpec | None = None, *, precision: str = "fp16"
     ) -> None:
-        if precision not in _ITEMSIZE:
-            raise ConfigError(f"precision {precision!r}: choose one of {', '.join(_ITEMSIZE)}")
+        check_precision(precision)
         self.npu = npu
         self.cpu = cpu
         self.gpu = gpu
         self.precision = precision
         self._work: weakref.WeakKeyDictionary[Graph, dict[str, Any]] = weakref.WeakKeyDictionary()
+        # Bytes a node moves on the NPU, by (node, precision): asked for only by NPU costs.
+        self._npu_bytes: weakref.WeakKeyDictionary[Graph, dict[tuple[str, str], int]] = (
+            weakref.WeakKeyDictionary()
+        )
         # Transfers depend on the tensor only through its shape and dtype, and graphs repeat
         # a handful of those.
         self._moves: dict[tuple[Any, str, str, str], float] = {}
+        self._rates_spec, self._rates_memo = npu, npu_rates(npu, precision)
 
     # -- ops ---------------------------------------------------------------------------------
 
@@ -99,33 +109,32 @@ class RooflineCostModel:
         if node.is_constant:
             return 0.0
         work = self._node_cost(graph, node)
-        moved = work.bytes_read + work.bytes_written
-        if device in _NPU:
+        kind = device_kind(device)
+        if kind == NPU:
             npu = self.npu
-            scale = _ITEMSIZE[self.precision] / 4
-            if work.kind in _CUBE_KINDS:
-                peak = npu.peak_flops(self.precision)
-            else:
-                # Vector ops run on the vector units: AIV cores on split chips, each AI core's
-                # own vector unit on coupled ones; one 256-B repeat per cycle each (§1.2).
-                units = npu.vector_cores if npu.architecture == "split" else npu.ai_cores
-                lanes = npu.vector_bytes_per_cycle / _ITEMSIZE[self.precision]
-                peak = units * lanes * npu.clock_hz
+            rates = self._rates()
+            peak = rates.cube_flops_per_s if work.kind in _CUBE_KINDS else rates.vector_ops_per_s
+            moved = self._npu_moved(graph, node)
             # Fixed cost: the first GM read of an op must land before any unit can start.
             overhead = (npu.gm_latency_cycles + npu.mte_latency_cycles) / npu.clock_hz
-            return max(work.flops / peak, moved * scale / npu.hbm_bytes_per_s) + overhead
-        if device == "cpu":
+            return max(work.flops / peak, moved / rates.hbm_bytes_per_s) + overhead
+        moved = work.bytes_read + work.bytes_written
+        if kind == CPU:
             spec: Any = self.cpu
-        elif device == "gpu":
+        else:
             if self.gpu is None:
                 raise ConfigError("device 'gpu' needs a GPU spec in the cost model")
             spec = self.gpu
-        else:
-            raise ConfigError(f"unknown device {device!r}; known devices: npu, sim-npu, gpu, cpu")
         return (
             max(work.flops / spec.peak_fp32_flops, moved / spec.mem_bytes_per_s)
             + spec.launch_overhead_s
         )
+
+    def _rates(self) -> NpuRates:
+        # ``npu`` and ``precision`` are plain attributes: follow them if they are swapped.
+        if self._rates_spec is not self.npu or self._rates_memo.precision != self.precision:
+            self._rates_spec, self._rates_memo = self.npu, npu_rates(self.npu, self.precision)
+        return self._rates_memo
 
     def _node_cost(self, graph: Graph, node: Node) -> Any:
         from hetnpu.graph.cost import node_cost
@@ -140,6 +149,20 @@ class RooflineCostModel:
             work = per_graph[node.name] = node_cost(graph, node)
         return work
 
+    def _npu_moved(self, graph: Graph, node: Node) -> int:
+        """Bytes ``node`` reads and writes on the NPU: node_cost's tensors at their NPU size."""
+        from hetnpu.graph.cost import node_cost
+
+        per_graph = self._npu_bytes.get(graph)
+        if per_graph is None:
+            per_graph = self._npu_bytes[graph] = {}
+        precision = self.precision
+        moved = per_graph.get((node.name, precision))
+        if moved is None:
+            work = node_cost(graph, node, itemsize=lambda t: device_itemsize(t.dtype, precision))
+            moved = per_graph[node.name, precision] = work.bytes_read + work.bytes_written
+        return moved
+
     # -- transfers ---------------------------------------------------------------------------
 
     def links(self, src: str, dst: str) -> list[LinkSpec]:
@@ -151,7 +174,7 @@ class RooflineCostModel:
         for dev in (src, dst):
             if dev in _NPU:
                 path.append(self.npu.host_link)
-            elif dev == "gpu":
+            elif dev == GPU:
                 if self.gpu is None:
                     raise ConfigError("device 'gpu' needs a GPU spec in the cost model")
                 path.append(self.gpu.host_link)
@@ -192,7 +215,7 @@ class RooflineCostModel:
             return 0.0
         outside, inside = layouts
         src, dst = (outside, inside) if to_npu else (inside, outside)
-        dtype = "float16" if self.precision == "fp16" else t.dtype
+        dtype = device_dtype(t.dtype, self.precision)
         nbytes = transdata_bytes(tuple(t.shape), src, dst, dtype)  # type: ignore[arg-type]
         overhead = (self.npu.gm_latency_cycles + self.npu.mte_latency_cycles) / self.npu.clock_hz
         return nbytes / self.npu.hbm_bytes_per_s + overhead

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from hetnpu.devices.rates import ELEMENT_BYTES, npu_rates
 from hetnpu.errors import ConfigError
 
 __all__ = [
@@ -45,8 +46,8 @@ __all__ = [
     "validate_spec",
 ]
 
-DTYPE_ITEMSIZE = {"fp16": 2, "int8": 1, "fp32": 4}
-"""Bytes per element of each Cube input dtype."""
+DTYPE_ITEMSIZE = ELEMENT_BYTES
+"""Bytes per element of each Cube input dtype (:data:`hetnpu.devices.rates.ELEMENT_BYTES`)."""
 BLOCK_BYTES = 32
 """UB/L1 allocation block and the byte width of one fractal row (ascend-facts §1.1, §1.6)."""
 FRACTAL_BYTES = 16 * BLOCK_BYTES
@@ -305,8 +306,8 @@ class NpuSpec(_Spec):
         >>> npu_spec("ascend910").peak_flops("fp16") / 1e12
         256.0
         """
-        m, k, n = self.cube_mkn(dtype)
-        return self.ai_cores * m * k * n * 2 * self.clock_hz
+        self.cube_mkn(dtype)  # a ConfigError naming the dtype for anything else
+        return npu_rates(self, dtype).cube_flops_per_s
 
     def cycles_to_seconds(self, cycles: float) -> float:
         """Seconds that ``cycles`` AI-core clock cycles take."""

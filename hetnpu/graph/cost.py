@@ -14,13 +14,16 @@ Counting conventions
   intrinsics (ascend-facts §1.2) and their cycle cost is unpublished (§8); what such an
   instruction costs is the device cost model's business, not the graph's.
 - **Bytes** are every distinct tensor a node reads (activations and weights, each input once,
-  subgraph reads of If/Loop/Scan included) and every tensor it writes, at the model's dtypes.
+  subgraph reads of If/Loop/Scan included) and every tensor it writes, at the model's dtypes
+  unless the caller gives the sizes a device holds them in (``node_cost(..., itemsize=...)``).
   Partial readers (Slice, Gather) are charged their whole inputs.
+- **Kinds** are the op families of :mod:`hetnpu.graph.opfamilies`, the table the simulator's
+  lowering reads too.
 - **Zero work**: ops in ``ZERO_WORK_OPS`` only relabel memory, and nodes folded at compile time
   (``Node.is_constant``) never run; both cost nothing, bytes included.
 - **Unknown shapes** never raise: an unknown dim counts as 1 (so a symbolic batch gives the
   cost per sample, a lower bound) and a tensor of unknown rank counts as nothing. An op outside
-  the registry, or outside onnx's own domain, is kind ``"unknown"`` and carries bytes only.
+  the op-family table, or outside onnx's own domain, is kind ``"unknown"`` and carries bytes only.
 - Not counted: interpolation arithmetic of Resize (it is data movement here), sampling of
   DeformConv, training-mode BatchNormalization statistics, sorting beyond one comparison per
   element (TopK).
@@ -37,6 +40,7 @@ from types import MappingProxyType
 import numpy as np
 
 from hetnpu.graph.ir import Graph, Node, Tensor
+from hetnpu.graph.opfamilies import KINDS, ZERO_WORK_OPS, family
 
 __all__ = [
     "ELEMENTWISE_FLOPS",
@@ -47,14 +51,6 @@ __all__ = [
     "node_cost",
     "total_cost",
 ]
-
-KINDS: tuple[str, ...] = (
-    "conv", "matmul", "pool", "elementwise", "reduction", "softmax", "norm",
-    "data_movement", "zero", "control", "unknown",
-)  # fmt: skip
-"""Kinds of node work; a sum of costs has kind ``"total"``."""
-
-_ONNX_DOMAINS = frozenset({"", "ai.onnx"})
 
 
 @dataclass(frozen=True)
@@ -72,7 +68,7 @@ class NodeCost:
     weight_bytes: int
     """Bytes of the constant inputs (part of ``bytes_read``)."""
     kind: str
-    """One of :data:`KINDS`, or ``"total"`` for a sum."""
+    """One of :data:`KINDS` (the op's family), or ``"total"`` for a sum."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS and self.kind != "total":
@@ -108,12 +104,14 @@ _ZERO_TOTAL = NodeCost(0, 0, 0, 0, 0, "total")
 
 @dataclass(frozen=True)
 class _Work:
-    kind: str
     macs: int = 0
     flops: int = 0
+    kind: str | None = None
+    """Set only where an op's work is not its family's (a one-operand Einsum is a reduction)."""
 
 
 _Formula = Callable[[Graph, Node], _Work]
+_Itemsize = Callable[[Tensor], int]
 
 
 # --- shapes ------------------------------------------------------------------------------
@@ -153,19 +151,17 @@ def _itemsize(dtype: str) -> int:
         return 0
 
 
-def _nbytes(t: Tensor) -> int:
+def _model_itemsize(t: Tensor) -> int:
+    return _itemsize(t.dtype)
+
+
+def _nbytes(t: Tensor, itemsize: _Itemsize = _model_itemsize) -> int:
     if t.shape is None:
         return 0
-    return math.prod(1 if d is None else d for d in t.shape) * _itemsize(t.dtype)
+    return math.prod(1 if d is None else d for d in t.shape) * itemsize(t)
 
 
 # --- formulas ----------------------------------------------------------------------------
-
-
-def _no_flops(graph: Graph, node: Node, *, kind: str) -> _Work:
-    # Data movement does no arithmetic; a control-flow body's work depends on run-time trip
-    # counts and branches, so it is unknown and counted as 0.
-    return _Work(kind)
 
 
 def _conv(graph: Graph, node: Node, *, w: int = 1, b: int | None = 2) -> _Work:
@@ -173,38 +169,38 @@ def _conv(graph: Graph, node: Node, *, w: int = 1, b: int | None = 2) -> _Work:
     # inferred output shape already accounts for strides, pads, dilations and auto_pad.
     y = _out(graph, node)
     macs = y * _numel(graph, node.inputs[w], skip=1)
-    return _Work("conv", macs, 2 * macs + (y if _has(node, b) else 0))
+    return _Work(macs, 2 * macs + (y if _has(node, b) else 0))
 
 
 def _conv_transpose(graph: Graph, node: Node) -> _Work:
     # Every input element is scattered through (Cout/group)·prod(kernel) weights.
     macs = _numel(graph, node.inputs[0]) * _numel(graph, node.inputs[1], skip=1)
-    return _Work("conv", macs, 2 * macs + (_out(graph, node) if _has(node, 2) else 0))
+    return _Work(macs, 2 * macs + (_out(graph, node) if _has(node, 2) else 0))
 
 
 def _matmul(graph: Graph, node: Node, *, a: int = 0, b: int = 1) -> _Work:
     # numpy semantics: a 1-D A is a row (M=1), a 1-D B a column (N=1); batch dims broadcast.
     da, db = _dims(graph, node.inputs[a]), _dims(graph, node.inputs[b])
     if not da or not db:
-        return _Work("matmul")
+        return _Work()
     m, k = (1, da[0]) if len(da) == 1 else da[-2:]
     n = 1 if len(db) == 1 else db[-1]
     batch = math.prod(np.broadcast_shapes(da[:-2], db[:-2]))
     macs = batch * m * n * k
-    return _Work("matmul", macs, 2 * macs)
+    return _Work(macs, 2 * macs)
 
 
 def _gemm(graph: Graph, node: Node) -> _Work:
     da, db = _dims(graph, node.inputs[0]), _dims(graph, node.inputs[1])
     if da is None or db is None or len(da) != 2 or len(db) != 2:
-        return _Work("matmul")
+        return _Work()
     m, k = reversed(da) if node.attrs.get("transA", 0) else da
     n = db[0] if node.attrs.get("transB", 0) else db[1]
     macs = m * n * k
     extra = (node.attrs.get("alpha", 1.0) != 1.0) + _has(node, 2) * (
         1 + (node.attrs.get("beta", 1.0) != 1.0)
     )
-    return _Work("matmul", macs, 2 * macs + extra * m * n)
+    return _Work(macs, 2 * macs + extra * m * n)
 
 
 def _einsum(graph: Graph, node: Node) -> _Work:
@@ -226,7 +222,7 @@ def _einsum(graph: Graph, node: Node) -> _Work:
     terms_count = _out(graph, node) * math.prod(sizes.get(c, 1) for c in set(letters) - out)
     operands = len(terms)
     macs = terms_count * (operands - 1)
-    return _Work("matmul" if operands > 1 else "reduction", macs, terms_count * operands)
+    return _Work(macs, terms_count * operands, None if operands > 1 else "reduction")
 
 
 def _pool(graph: Graph, node: Node, *, per_tap: int, per_out: int, whole: bool = False) -> _Work:
@@ -234,32 +230,32 @@ def _pool(graph: Graph, node: Node, *, per_tap: int, per_out: int, whole: bool =
     y = _out(graph, node)
     window = math.prod(node.attrs.get("kernel_shape", ()))
     taps = _numel(graph, node.inputs[0]) if whole else y * window
-    return _Work("pool", flops=taps * per_tap + y * per_out)
+    return _Work(flops=taps * per_tap + y * per_out)
 
 
-def _per_element(graph: Graph, node: Node, *, per_element: int, kind: str) -> _Work:
-    return _Work(kind, flops=_out(graph, node) * per_element)
+def _per_element(graph: Graph, node: Node, *, per_element: int) -> _Work:
+    return _Work(flops=_out(graph, node) * per_element)
 
 
 def _variadic(graph: Graph, node: Node, *, extra: int = 0) -> _Work:
     # k operands combine with k-1 ops per output element (Mean adds one divide).
     k = sum(1 for t in node.inputs if t)
-    return _Work("elementwise", flops=_out(graph, node) * max(k - 1 + extra, 0))
+    return _Work(flops=_out(graph, node) * max(k - 1 + extra, 0))
 
 
 def _gelu(graph: Graph, node: Node) -> _Work:
     # exact: 0.5·x·(1 + erf(x/√2)) = 5; tanh: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) = 9.
     tanh = _text(node.attrs.get("approximate", "none")) == "tanh"
-    return _per_element(graph, node, per_element=9 if tanh else 5, kind="elementwise")
+    return _per_element(graph, node, per_element=9 if tanh else 5)
 
 
 def _reduction(graph: Graph, node: Node, *, per_in: int, per_out: int) -> _Work:
     flops = _numel(graph, node.inputs[0]) * per_in + _out(graph, node) * per_out
-    return _Work("reduction", flops=max(flops, 0))
+    return _Work(flops=max(flops, 0))
 
 
 def _norm(graph: Graph, node: Node, per_element: int, per_group: int, groups: int) -> _Work:
-    return _Work("norm", flops=_numel(graph, node.inputs[0]) * per_element + groups * per_group)
+    return _Work(flops=_numel(graph, node.inputs[0]) * per_element + groups * per_group)
 
 
 def _batch_norm(graph: Graph, node: Node) -> _Work:
@@ -304,6 +300,15 @@ def _lrn(graph: Graph, node: Node) -> _Work:
 def _mvn(graph: Graph, node: Node) -> _Work:
     # (x - mean)/std: sum, subtract, square, sum, divide = 5 per element.
     return _norm(graph, node, 5, 0, 0)
+
+
+def _lp_norm(graph: Graph, node: Node) -> _Work:
+    # x / ||x||_p along axis: |x| or x², sum, divide = 3 per element; a square root per
+    # normalised vector when p = 2.
+    dims = _dims(graph, node.inputs[0]) or ()
+    length = dims[node.attrs.get("axis", -1) % len(dims)] if dims else 1
+    vectors = math.prod(dims) // max(length, 1)
+    return _norm(graph, node, 3, int(node.attrs.get("p", 2) == 2), vectors)
 
 
 # One arithmetic, comparison, logical, select or conversion step per element.
@@ -364,20 +369,6 @@ _REDUCTIONS: dict[str, tuple[int, int]] = {
     "TopK": (1, 0),  # one comparison per element (a selection pass, not a full sort)
 }
 
-ZERO_WORK_OPS: frozenset[str] = frozenset(
-    {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Shape", "Size",
-     "Constant", "Optional", "OptionalGetElement", "OptionalHasElement"}
-)  # fmt: skip
-"""Ops that only relabel memory or metadata (Dropout at inference is Identity): they cost
-nothing. Nodes folded at compile time cost nothing too, whatever their op."""
-
-_MOVEMENT = (
-    "Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "GatherND", "Scatter",
-    "ScatterElements", "ScatterND", "Pad", "Expand", "Tile", "Resize", "Upsample",
-    "DepthToSpace", "SpaceToDepth", "Compress", "ReverseSequence", "Trilu", "OneHot",
-    "ConstantOfShape", "EyeLike", "Range", "NonZero", "CenterCropPad", "MaxUnpool",
-)  # fmt: skip
-
 
 def _registry(entries: Iterable[tuple[Iterable[str], _Formula]]) -> Mapping[str, _Formula]:
     table: dict[str, _Formula] = {}
@@ -386,11 +377,10 @@ def _registry(entries: Iterable[tuple[Iterable[str], _Formula]]) -> Mapping[str,
     return MappingProxyType(table)
 
 
+# Data movement and zero-work ops do no arithmetic, and a control-flow body's work depends on
+# run-time trip counts and branches (counted as 0): none of them has a formula.
 _FORMULAS: Mapping[str, _Formula] = _registry(
     [
-        (ZERO_WORK_OPS, partial(_no_flops, kind="zero")),
-        (_MOVEMENT, partial(_no_flops, kind="data_movement")),
-        (("If", "Loop", "Scan"), partial(_no_flops, kind="control")),
         (("Conv", "DeformConv"), partial(_conv, b=2)),
         (("ConvInteger",), partial(_conv, b=None)),
         (("QLinearConv",), partial(_conv, w=3, b=8)),
@@ -405,17 +395,14 @@ _FORMULAS: Mapping[str, _Formula] = _registry(
         (("GlobalMaxPool",), partial(_pool, per_tap=1, per_out=0, whole=True)),
         (("GlobalAveragePool",), partial(_pool, per_tap=1, per_out=1, whole=True)),
         (("GlobalLpPool",), partial(_pool, per_tap=2, per_out=1, whole=True)),
-        *(
-            ((op,), partial(_per_element, per_element=f, kind="elementwise"))
-            for op, f in ELEMENTWISE_FLOPS.items()
-        ),
+        *(((op,), partial(_per_element, per_element=f)) for op, f in ELEMENTWISE_FLOPS.items()),
         (("Gelu",), _gelu),
         (("Sum", "Max", "Min"), _variadic),
         (("Mean",), partial(_variadic, extra=1)),
         *(((op,), partial(_reduction, per_in=i, per_out=o)) for op, (i, o) in _REDUCTIONS.items()),
         # max, subtract, exp, sum, divide (LogSoftmax: log, subtract) per element
-        (("Softmax", "LogSoftmax"), partial(_per_element, per_element=5, kind="softmax")),
-        (("Hardmax",), partial(_per_element, per_element=1, kind="softmax")),  # arg-max compare
+        (("Softmax", "LogSoftmax"), partial(_per_element, per_element=5)),
+        (("Hardmax",), partial(_per_element, per_element=1)),  # arg-max compare
         (("BatchNormalization",), _batch_norm),
         (("LayerNormalization",), _layer_norm),
         (("InstanceNormalization",), _instance_norm),
@@ -423,6 +410,7 @@ _FORMULAS: Mapping[str, _Formula] = _registry(
         (("RMSNormalization",), _rms_norm),
         (("LRN",), _lrn),
         (("MeanVarianceNormalization",), _mvn),
+        (("LpNormalization",), _lp_norm),
     ]
 )
 
@@ -430,7 +418,7 @@ _FORMULAS: Mapping[str, _Formula] = _registry(
 # --- public API --------------------------------------------------------------------------
 
 
-def node_cost(graph: Graph, node: Node) -> NodeCost:
+def node_cost(graph: Graph, node: Node, *, itemsize: _Itemsize | None = None) -> NodeCost:
     """The work of one node.
 
     Parameters
@@ -439,6 +427,10 @@ def node_cost(graph: Graph, node: Node) -> NodeCost:
         The graph ``node`` belongs to (it holds the tensor shapes and dtypes).
     node
         Any node of ``graph``.
+    itemsize
+        Bytes per element of a tensor, for the byte counts; by default its dtype's. A device
+        that holds tensors in other sizes (an NPU computing float32 models in fp16) passes its
+        own, so its bytes follow the same counting conventions.
 
     Returns
     -------
@@ -452,19 +444,21 @@ def node_cost(graph: Graph, node: Node) -> NodeCost:
     >>> c.macs, c.kind                             # doctest: +SKIP
     (118013952, 'conv')
     """
-    formula = _FORMULAS.get(node.op_type) if node.domain in _ONNX_DOMAINS else None
-    if node.is_constant or (formula is not None and node.op_type in ZERO_WORK_OPS):
+    kind = family(node.op_type, node.domain)
+    if node.is_constant or kind == "zero":
         return NodeCost(0, 0, 0, 0, 0, "zero")
-    work = formula(graph, node) if formula is not None else _Work("unknown")
+    formula = _FORMULAS.get(node.op_type) if kind != "unknown" else None
+    work = formula(graph, node) if formula is not None else _Work()
+    size_of = itemsize or _model_itemsize
     read = weights = 0
     for name in dict.fromkeys(node.all_inputs):
         t = graph.tensors.get(name)
         if t is not None:
-            size = _nbytes(t)
+            size = _nbytes(t, size_of)
             read += size
             weights += size if t.is_constant else 0
-    written = sum(_nbytes(graph.tensors[t]) for t in node.outputs if t in graph.tensors)
-    return NodeCost(work.macs, work.flops, read, written, weights, work.kind)
+    written = sum(_nbytes(graph.tensors[t], size_of) for t in node.outputs if t in graph.tensors)
+    return NodeCost(work.macs, work.flops, read, written, weights, work.kind or kind)
 
 
 def graph_cost(graph: Graph) -> dict[str, NodeCost]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import onnx
 
+from hetnpu.devices.names import DEFAULT_DEVICES
 from hetnpu.graph.ir import Graph
 from hetnpu.scheduler.evaluate import CostModel, as_cached, estimate_makespan
 from hetnpu.scheduler.placement import (
@@ -79,7 +80,7 @@ def default_cost_model(
 
 def partition(
     graph: Graph | str | os.PathLike[str] | onnx.ModelProto,
-    devices: Sequence[str] | str = ("npu", "cpu"),
+    devices: Sequence[str] | str = DEFAULT_DEVICES,
     strategy: str = "capability",
     chip: Any = "ascend910",
     affinity: AffinitySpec | None = None,

@@ -9,11 +9,12 @@ from collections import Counter
 
 import networkx as nx
 
+from hetnpu.devices.names import CPU, GPU, NPU, SIM_NPU
 from hetnpu.scheduler.plan import ExecutionPlan
 
 __all__ = ["DEVICE_COLOURS", "stage_macs", "summary", "to_dot", "to_html"]
 
-DEVICE_COLOURS = {"npu": "#d9534f", "sim-npu": "#f0ad4e", "gpu": "#5cb85c", "cpu": "#5bc0de"}
+DEVICE_COLOURS = {NPU: "#d9534f", SIM_NPU: "#f0ad4e", GPU: "#5cb85c", CPU: "#5bc0de"}
 _HOST = "host"
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from hetnpu.devices.names import NPU_DEVICES
+from hetnpu.devices.rates import device_dtype
 from hetnpu.devices.roofline import device_layouts
 from hetnpu.graph.ir import Graph, Tensor
 from hetnpu.scheduler.evaluate import HOST, CostModel
@@ -117,7 +118,7 @@ def _nbytes(tensor: Tensor) -> int:
 def _converted_bytes(tensor: Tensor, src: str, dst: str, precision: str) -> int:
     if not tensor.is_static:
         return 0
-    dtype = "float16" if precision == "fp16" else tensor.dtype
+    dtype = device_dtype(tensor.dtype, precision)
     return _transdata_bytes(tuple(tensor.shape), src, dst, dtype)  # type: ignore[arg-type]
 
 

@@ -6,19 +6,17 @@ roofline bounds (the floor ``simulate(check=True)`` holds every op to).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import onnx
 
+from hetnpu.devices.names import NPU
+from hetnpu.devices.rates import device_itemsize, npu_rates
+from hetnpu.graph.cost import node_cost
 from hetnpu.graph.ir import Graph, Node
-from hetnpu.simulator.lowering import (
-    FUSE_INTO,
-    FUSED_EPILOGUES,
-    PARTIAL_READ_OPS,
-    Unsupported,
-    dev_nbytes,
-)
+from hetnpu.graph.opfamilies import FILL, MOVEMENT, PARTIAL_READ_OPS
+from hetnpu.simulator.lowering import FUSE_INTO, FUSED_EPILOGUES, Unsupported, dev_nbytes
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
+from hetnpu.simulator.tiler import Precision
 
 __all__ = [
     "device_nbytes",
@@ -121,11 +119,11 @@ def npu_refusal(node: Node, graph: Graph, precision: str) -> str | None:
         from hetnpu.devices.capability import can_run
     except ImportError:  # capability rules not installed: rely on the lowering registry alone
         return None
-    verdict = can_run("npu", node, graph, precision=precision)
+    verdict = can_run(NPU, node, graph, precision=precision)
     return None if verdict.supported else (verdict.reason or "not supported on the NPU")
 
 
-def device_nbytes(graph: Graph, name: str, prec: Any) -> int:
+def device_nbytes(graph: Graph, name: str, prec: Precision) -> int:
     """Device bytes of a tensor, 0 when its shape is unknown (an unused optional output)."""
     try:
         return dev_nbytes(graph, name, prec)
@@ -140,32 +138,23 @@ def roofline_bounds(
 
     Both come from the graph and the spec, never from the lowered program (``low`` gives only
     the op's unit group; ``gm_bytes`` is unused), so a lowering that under-counts its work
-    cannot lower its own floor.
+    cannot lower its own floor. Peaks and element sizes come from :mod:`hetnpu.devices.rates`.
 
     The compute bound is the node's MACs (from :func:`hetnpu.graph.cost.node_cost`) over every
     Cube at full rate, or, for an op on the Vector unit, the bytes it writes (reads, if it
     writes nothing) over every vector unit's ``vector_bytes_per_cycle`` (a repeat writes at
     most 256 B, ascend-facts §1.2). The bandwidth bound is the bytes it must move over the
-    fastest shared bus and through the cores' MTE engines: all its tensors (node_cost's count,
-    scaled to the device precision) for ops that read everything; for ops that touch only
-    part of an input (Slice, Gather...; node_cost charges them whole inputs) the bytes written
-    plus as many read, or the whole input when it is smaller (Pad, Expand, Tile).
+    fastest shared bus and through the cores' MTE engines: all its tensors at their size on
+    the device (node_cost's count) for ops that read everything; for ops that touch only part
+    of an input (Slice, Gather...; node_cost charges them whole inputs) the bytes written plus
+    as many read, or the whole input when it is smaller (Pad, Expand, Tile); for fills
+    (ConstantOfShape, EyeLike) the bytes written alone.
     """
     spec, prec = ctx.spec, ctx.prec
-    m0, k0, n0 = getattr(spec, prec.mkn_field)
-    try:
-        from hetnpu.graph.cost import node_cost
-
-        if node.index < 0:  # a synthetic node (TransData) has no ONNX cost
-            raise ImportError
-        cost = node_cost(graph, node)
-        macs = cost.macs
-        model_bytes: int | None = cost.bytes_read + cost.bytes_written
-    except ImportError:  # cost model not installed: bytes of the node's tensors, no MAC term
-        macs, model_bytes = 0, None
-    vec_cores = ctx.vector_cores if ctx.split else ctx.cube_cores
-    cores = ctx.cube_cores if low.group == "cube" else vec_cores
-    engines = 0.0
+    rates = npu_rates(spec, prec.name)
+    read, written, macs = _device_work(node, graph, prec)
+    vec_cores = rates.vector_units
+    cores = rates.cube_cores if low.group == "cube" else vec_cores
     # Every byte read passes some core's MTE2 (at best at its L2-hit rate), every byte written
     # its MTE3/FixPipe.
     read_rate = max(spec.mte2_bytes_per_cycle, spec.mte2_l2_bytes_per_cycle or 0)
@@ -174,43 +163,39 @@ def roofline_bounds(
         if ctx.split and low.group == "cube"
         else spec.mte3_bytes_per_cycle
     )
-    read, written = _device_io(node, graph, prec, None if model_bytes is None else cost)
-    if node.op_type in PARTIAL_READ_OPS:
+    pattern = MOVEMENT.get(node.op_type)
+    if pattern == FILL:
+        read = 0.0
+    elif node.op_type in PARTIAL_READ_OPS:
         # Each byte written was read, unless the whole input is smaller (Pad, Expand, Tile).
-        needed = min(read, written)
-        nbytes = float(written + needed)
-        engines = max(needed / (cores * read_rate), written / (cores * write_rate))
-    else:
-        # node_cost counts bytes at the model's dtypes; scale floats to the device precision.
-        names = [t for t in (*node.inputs, *node.outputs) if t in graph.tensors]
-        native = sum(graph.tensors[t].nbytes or 0 for t in names)
-        device = sum(device_nbytes(graph, t, prec) for t in names)
-        scale = device / native if native else 1.0
-        nbytes = device if model_bytes is None or not native else model_bytes * scale
-        if model_bytes is not None:
-            engines = max(
-                cost.bytes_read * scale / (cores * read_rate),
-                cost.bytes_written * scale / (cores * write_rate),
-            )
-    cube = math.ceil(macs / (ctx.cube_cores * m0 * k0 * n0)) if low.group == "cube" else 0
+        read = min(read, written)
+    nbytes = read + written
+    engines = 0.0
+    if node.index >= 0:
+        # The TransData the chip inserts has no ONNX cost split into reads and writes: its
+        # floor is its bytes over the bus.
+        engines = max(read / (cores * read_rate), written / (cores * write_rate))
+    cube = 0
+    if low.group == "cube":
+        cube = math.ceil(macs / (rates.cube_cores * rates.cube_macs_per_cycle))
     vector = 0
-    if low.group == "vector" and node.op_type not in PARTIAL_READ_OPS:  # copies skip Vector
-        vector = math.ceil((written or read) / (vec_cores * spec.vector_bytes_per_cycle))
+    # Copies and fills skip the Vector unit.
+    if low.group == "vector" and node.op_type not in PARTIAL_READ_OPS and pattern != FILL:
+        vector = math.ceil((written or read) / (vec_cores * rates.vector_bytes_per_cycle))
     return max(cube, vector), math.floor(max(nbytes / bus_bpc, engines))
 
 
-def _device_io(node: Node, graph: Graph, prec: Any, cost: Any) -> tuple[float, float]:
-    """(bytes read, bytes written) by ``node`` at the device precision: node_cost's counts
-    scaled per direction (floats take the precision's size, other dtypes keep theirs), or,
-    without a ``cost`` (a synthetic TransData), its tensors' device bytes."""
-
-    def scaled(names: list[str], counted: int | None) -> float:
-        device = sum(device_nbytes(graph, t, prec) for t in names)
-        native = sum(graph.tensors[t].nbytes or 0 for t in names)
-        return device if counted is None or not native else counted * device / native
-
-    ins = [t for t in dict.fromkeys(node.inputs) if t in graph.tensors]
-    outs = [t for t in node.outputs if t in graph.tensors]
-    if cost is None:
-        return scaled(ins, None), scaled(outs, None)
-    return scaled(ins, cost.bytes_read), scaled(outs, cost.bytes_written)
+def _device_work(node: Node, graph: Graph, prec: Precision) -> tuple[float, float, int]:
+    """(bytes read, bytes written, MACs) of ``node`` at its tensors' sizes on the device: a
+    synthetic node (the TransData the chip inserts) reads its input and writes its output,
+    an ONNX node what :func:`~hetnpu.graph.cost.node_cost` counts."""
+    if node.index < 0:
+        ins = [t for t in dict.fromkeys(node.inputs) if t in graph.tensors]
+        outs = [t for t in node.outputs if t in graph.tensors]
+        return (
+            float(sum(device_nbytes(graph, t, prec) for t in ins)),
+            float(sum(device_nbytes(graph, t, prec) for t in outs)),
+            0,
+        )
+    cost = node_cost(graph, node, itemsize=lambda t: device_itemsize(t.dtype, prec.name))
+    return float(cost.bytes_read), float(cost.bytes_written), cost.macs

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from hetnpu.devices.names import HOST, NPU_DEVICES
+from hetnpu.devices.names import GPU, HOST, NPU, NPU_DEVICES
 from hetnpu.errors import ConfigError
 from hetnpu.simulator.result import SimResult
 
@@ -265,7 +265,7 @@ def _stage_time(
     extra = [u.name for u in res.unsupported if u.name in sub.nodes]
     now = res.cycles / clock
     for n in extra:
-        dt = roofline.cost(graph, graph.nodes[n], "npu")
+        dt = roofline.cost(graph, graph.nodes[n], NPU)
         ops.append((n, graph.nodes[n].op_type, now, now + dt))
         now += dt
     conv_in = conv_out = 0.0
@@ -291,7 +291,7 @@ def _lanes(src: str, dst: str, spec: Any, gpu: Any) -> list[tuple[str, Any]]:
     for dev, way in ((src, "d2h"), (dst, "h2d")):
         if dev in _NPU:
             path.append((f"npu link {way} ({spec.host_link.name})", spec.host_link))
-        elif dev == "gpu":
+        elif dev == GPU:
             if gpu is None:
                 raise ConfigError("a gpu stage needs a GPU spec")
             path.append((f"gpu link {way} ({gpu.host_link.name})", gpu.host_link))

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from hetnpu.devices.rates import PRECISIONS as _MODES
+from hetnpu.devices.rates import element_bytes
 from hetnpu.errors import ConfigError, ScheduleError
 
 __all__ = [
@@ -37,16 +39,15 @@ class Precision:
 
     name: str
     float_bytes: int
-    """Bytes of a float element on the device (activations and weights)."""
+    """Bytes of a float element on the device (activations and weights):
+    :func:`hetnpu.devices.rates.element_bytes`."""
     acc_bytes: int
     """Bytes of an L0C accumulator element (fp32 for fp16 inputs, int32 for int8; §1.1)."""
     mkn_field: str
 
 
 PRECISIONS: dict[str, Precision] = {
-    "fp16": Precision("fp16", 2, 4, "cube_mkn_fp16"),
-    "fp32": Precision("fp32", 4, 4, "cube_mkn_fp32"),
-    "int8": Precision("int8", 1, 4, "cube_mkn_int8"),
+    name: Precision(name, element_bytes(name), 4, f"cube_mkn_{name}") for name in _MODES
 }
 
 

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hetnpu.atomic import atomic_open
+from hetnpu.devices.rates import npu_rates
 from hetnpu.errors import ConfigError
 from hetnpu.simulator.isa import UNITS
 
@@ -61,20 +62,19 @@ class _Clock:
 
 
 def chip_roof(spec: Any, precision: str) -> dict[str, float]:
-    """The roofs a trace's roofline is drawn against, derived from the chip spec.
+    """The roofs a trace's roofline is drawn against: the chip's peaks at ``precision``
+    (:func:`hetnpu.devices.rates.npu_rates`).
 
     Peak Cube FLOP/s = 2 × M0·K0·N0 (the fractal at ``precision``, one step per cycle per core,
     ascend-facts §8) × AI cores × clock; peak Vector op/s = bytes per cycle / element bytes ×
     vector cores × clock; HBM and L2 bandwidths are the spec's.
     """
-    m0, k0, n0 = getattr(spec, f"cube_mkn_{precision}")
-    elem = {"fp16": 2, "fp32": 4, "int8": 1}.get(precision, 2)
-    vec_cores = spec.vector_cores if spec.architecture == "split" else spec.ai_cores
+    rates = npu_rates(spec, precision)
     return {
-        "peak_flops": 2.0 * m0 * k0 * n0 * spec.ai_cores * spec.clock_hz,
-        "peak_vector_flops": spec.vector_bytes_per_cycle / elem * vec_cores * spec.clock_hz,
-        "hbm_bytes_per_s": float(spec.hbm_bytes_per_s),
-        "l2_bytes_per_s": float(spec.l2_bytes_per_s),
+        "peak_flops": rates.cube_flops_per_s,
+        "peak_vector_flops": rates.vector_ops_per_s,
+        "hbm_bytes_per_s": rates.hbm_bytes_per_s,
+        "l2_bytes_per_s": rates.l2_bytes_per_s,
     }
 
 

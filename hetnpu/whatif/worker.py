@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hetnpu.devices.names import DEFAULT_DEVICES
 from hetnpu.errors import ConfigError, HetnpuError
 
 __all__ = ["ModelRef", "Task", "load_graph", "run_task", "simulate_task"]
@@ -118,7 +119,7 @@ def simulate_task(task: Task) -> dict[str, Any]:
         sys_res = api.simulate_system(
             graph,
             task.spec,
-            devices=task.devices or ("npu", "cpu"),
+            devices=task.devices or DEFAULT_DEVICES,
             strategy=task.strategy or "capability",
             precision=task.precision,
         )

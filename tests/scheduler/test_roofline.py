@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from onnx import TensorProto, helper
 
-from hetnpu.graph import load
+from hetnpu.devices.roofline import RooflineCostModel
+from hetnpu.graph import Graph, load
+from hetnpu.scheduler import build_plan, default_cost_model
 from tests.conftest import LIGHT_DIR
 
 
@@ -70,3 +73,72 @@ def test_a_long_lived_model_never_hands_one_graph_anothers_costs() -> None:
         del g
         gc.collect()
     assert reused, "no graph reused a collected graph's id: nothing was tested"
+
+
+# --- bytes on the NPU: float tensors at the precision's size, whatever their ONNX dtype --------
+
+_N = 1 << 20  # elements: an Add of this size is memory-bound on every preset
+
+
+def _unary_or_binary(op: str, x_type: int, y_type: int, inputs: int) -> Graph:
+    vi = helper.make_tensor_value_info
+    names = ["a", "b"][:inputs]
+    graph = helper.make_graph(
+        [helper.make_node(op, names, ["y"], name="op", **({"to": y_type} if op == "Cast" else {}))],
+        "g",
+        [vi(n, x_type, [_N]) for n in names],
+        [vi("y", y_type, [_N])],
+    )
+    return load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def _memory_time(model: RooflineCostModel, nbytes: int) -> float:
+    npu = model.npu
+    return nbytes / npu.hbm_bytes_per_s + (npu.gm_latency_cycles + npu.mte_latency_cycles) / (
+        npu.clock_hz
+    )
+
+
+@pytest.mark.parametrize("precision, size", [("fp16", 2), ("fp32", 4), ("int8", 1)])
+@pytest.mark.parametrize("onnx_type", [TensorProto.FLOAT16, TensorProto.FLOAT])
+def test_a_float_tensor_takes_the_precisions_bytes_on_the_npu(
+    precision: str, size: int, onnx_type: int
+) -> None:
+    # Before, every tensor was scaled by itemsize/4: an fp16-typed Add at fp16 was charged one
+    # byte per element, half what the NPU moves, and at fp32 two instead of four.
+    model = default_cost_model("ascend910", precision=precision)
+    g = _unary_or_binary("Add", onnx_type, onnx_type, inputs=2)
+    assert model.cost(g, g.node("op"), "npu") == pytest.approx(_memory_time(model, 3 * _N * size))
+
+
+def test_an_int64_tensor_keeps_its_eight_bytes_on_the_npu() -> None:
+    # Cast int64 -> float32 at fp16 reads 8 bytes and writes 2 per element (before: (8+4)/2).
+    model = default_cost_model("ascend910", precision="fp16")
+    g = _unary_or_binary("Cast", TensorProto.INT64, TensorProto.FLOAT, inputs=1)
+    assert model.cost(g, g.node("op"), "npu") == pytest.approx(_memory_time(model, 10 * _N))
+
+
+def _relu_nchw() -> Graph:
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="op")],
+        "g",
+        [vi("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [vi("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+    )
+    return load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+# NCHW (1, 3, 8, 8) in int8 is 192 B; in NC1HWC0 with C0 = 32, (1, 1, 8, 8, 32), 2048 B.
+# Before, int8 kept the float32 model's 4 bytes and C0 = 16: 768 + 4096 B.
+
+
+def test_the_cost_models_transdata_at_int8_converts_one_byte_elements() -> None:
+    model = default_cost_model("ascend910", precision="int8")
+    g = _relu_nchw()
+    assert model.transdata(g, "x", to_npu=True) == pytest.approx(_memory_time(model, 192 + 2048))
+
+
+def test_a_plans_transdata_at_int8_converts_one_byte_elements() -> None:
+    plan = build_plan(_relu_nchw(), {"op": "npu"}, precision="int8")
+    assert {(d.tensor, d.nbytes) for d in plan.transdata} == {("x", 2240), ("y", 2240)}

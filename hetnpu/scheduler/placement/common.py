@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hetnpu.devices.names import DEVICES, NPU_DEVICES, parse_devices
+from hetnpu.devices.names import CPU, DEVICES, NPU_DEVICES, parse_devices
 from hetnpu.errors import UnsupportedOpError
 from hetnpu.graph.ir import Graph
 from hetnpu.scheduler.evaluate import CachedCosts
@@ -56,7 +56,7 @@ class Context:
 
     @property
     def accelerators(self) -> tuple[str, ...]:
-        return tuple(d for d in self.devices if d != "cpu")
+        return tuple(d for d in self.devices if d != CPU)
 
     def is_fallback(self, name: str) -> bool:
         """Whether every listed accelerator refuses ``name`` (so the CPU runs it as fallback)."""
@@ -83,9 +83,9 @@ def normalize_devices(devices: Sequence[str] | str) -> tuple[tuple[str, ...], bo
         An unknown device, or an empty list.
     """
     listed = tuple(dict.fromkeys(parse_devices(devices)))
-    listed_cpu = "cpu" in listed
+    listed_cpu = CPU in listed
     if not listed_cpu:
-        listed = (*listed, "cpu")
+        listed = (*listed, CPU)
     return listed, listed_cpu
 
 
@@ -112,7 +112,7 @@ def make_context(
         named), or a node runs on no device at all, CPU included.
     """
     ordered, listed_cpu = normalize_devices(devices)
-    accelerators = [d for d in ordered if d != "cpu"]
+    accelerators = [d for d in ordered if d != CPU]
     candidates: dict[str, tuple[str, ...]] = {}
     refusals: dict[str, dict[str, str]] = {}
     refused_everywhere: list[str] = []
@@ -123,16 +123,16 @@ def make_context(
         ok: list[str] = []
         refused: dict[str, str] = {}
         for dev in ordered:
-            if ok and (first_only or (dev == "cpu" and not listed_cpu)):
+            if ok and (first_only or (dev == CPU and not listed_cpu)):
                 break  # the implicit CPU is only a fallback
             answer = verdict(dev, node.name, graph, precision)
             if answer.supported:
                 ok.append(dev)
             else:
                 refused[dev] = answer.reason or "not supported"
-        refusals[node.name] = {d: r for d, r in refused.items() if d != "cpu"}
-        if "cpu" in refused and not ok:
-            refused_everywhere.append(f"{node.name} ({node.op_type}): {refused['cpu']}")
+        refusals[node.name] = {d: r for d, r in refused.items() if d != CPU}
+        if CPU in refused and not ok:
+            refused_everywhere.append(f"{node.name} ({node.op_type}): {refused[CPU]}")
         elif accelerators and not any(d in ok for d in accelerators) and not fallback:
             why = "; ".join(f"{d}: {r}" for d, r in refusals[node.name].items())
             no_fallback.append(f"{node.name} ({node.op_type}): {why}")
@@ -159,7 +159,7 @@ def capability_choice(ctx: Context, name: str) -> tuple[str, str | None]:
     """The first allowed device of ``name`` in priority order, with the fallback reason if that
     is the CPU for lack of an accelerator."""
     dev = ctx.candidates[name][0]
-    return dev, ctx.fallback_reason(name) if dev == "cpu" and ctx.is_fallback(name) else None
+    return dev, ctx.fallback_reason(name) if dev == CPU and ctx.is_fallback(name) else None
 
 
 def cpu_fallbacks(ctx: Context, assignment: dict[str, str]) -> dict[str, str]:
@@ -167,5 +167,5 @@ def cpu_fallbacks(ctx: Context, assignment: dict[str, str]) -> dict[str, str]:
     return {
         name: ctx.fallback_reason(name)
         for name, dev in assignment.items()
-        if dev == "cpu" and ctx.is_fallback(name)
+        if dev == CPU and ctx.is_fallback(name)
     }

@@ -1,8 +1,10 @@
 """Lowering: each ONNX op to per-core instruction programs, by a registry keyed by op_type.
 
 :data:`LOWERINGS` is the one place that lists which op types the simulator can time and which
-function lowers them (as onnx/reference's ``_op_list.py``). :func:`lower` caches programs by
-(op signature, chip, options), so the repeated layers of a model lower once.
+function lowers them (as onnx/reference's ``_op_list.py``); the function follows from the op's
+family in :mod:`hetnpu.graph.opfamilies`, the table :mod:`hetnpu.graph.cost` reads too.
+:func:`lower` caches programs by (op signature, chip, options), so the repeated layers of a
+model lower once.
 
 Left out: op fusion beyond the epilogues listed in :data:`FUSED_EPILOGUES` and the residual Adds
 of :func:`hetnpu.simulator.prepare.residual_adds` (ATC fuses more), and
@@ -18,6 +20,7 @@ from typing import Any
 
 from hetnpu.errors import ScheduleError
 from hetnpu.graph.ir import Graph, Node
+from hetnpu.graph.opfamilies import COPY, FAMILY, FILL, GATHER, MOVEMENT, PERMUTE, ZERO_WORK_OPS
 from hetnpu.simulator.lowering.common import (
     MAX_OP_INSTRUCTIONS,
     LowerCtx,
@@ -27,8 +30,8 @@ from hetnpu.simulator.lowering.common import (
 )
 from hetnpu.simulator.lowering.matmul import lower_conv, lower_gemm, lower_matmul
 from hetnpu.simulator.lowering.movement import (
-    ZERO_WORK,
     lower_copy,
+    lower_fill,
     lower_gather,
     lower_permute,
     lower_zero,
@@ -47,7 +50,6 @@ __all__ = [
     "FUSED_EPILOGUES",
     "LOWERINGS",
     "MAX_OP_INSTRUCTIONS",
-    "PARTIAL_READ_OPS",
     "EventBudget",
     "LowerCtx",
     "Lowered",
@@ -60,43 +62,54 @@ __all__ = [
 
 Lowering = Callable[[Node, Graph, LowerCtx], Lowered]
 
+_CUBE_OPS: dict[str, Lowering] = {"Conv": lower_conv, "MatMul": lower_matmul, "Gemm": lower_gemm}
+
+_BY_FAMILY: dict[str, Lowering] = {
+    "elementwise": lower_elementwise,
+    "softmax": lower_norm,
+    "norm": lower_norm,
+    "reduction": lower_reduce,
+    "pool": lower_pool,
+    "zero": lower_zero,
+}
+
+_BY_MOVEMENT: dict[str, Lowering] = {
+    COPY: lower_copy,
+    GATHER: lower_gather,
+    PERMUTE: lower_permute,
+    FILL: lower_fill,
+}
+
+_TIMED: tuple[str, ...] = (
+    *_CUBE_OPS,
+    *ELEMENTWISE_CPR,
+    *NORM_PASSES,
+    *REDUCE_OPS,
+    "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool",
+    *sorted(ZERO_WORK_OPS),
+    "Concat", "Slice", "Split", "Pad", "Expand", "Tile", "ReverseSequence", "Trilu",
+    "Compress", "ScatterND", "ScatterElements",
+    "Gather", "GatherElements", "GatherND",
+    "Transpose", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample",
+    "ConstantOfShape", "EyeLike",
+)  # fmt: skip
+"""The ONNX ops the simulator times: those with a program shape and, for Vector ops, a cost
+per repeat (:data:`ELEMENTWISE_CPR`, :data:`NORM_PASSES`)."""
+
+
+def _lowering_of(op_type: str) -> Lowering:
+    if op_type in _CUBE_OPS:
+        return _CUBE_OPS[op_type]
+    kind = FAMILY[op_type]
+    return _BY_MOVEMENT[MOVEMENT[op_type]] if kind == "data_movement" else _BY_FAMILY[kind]
+
+
 LOWERINGS: dict[str, Lowering] = {
-    "Conv": lower_conv,
-    "MatMul": lower_matmul,
-    "Gemm": lower_gemm,
-    **dict.fromkeys(ELEMENTWISE_CPR, lower_elementwise),
-    **dict.fromkeys(NORM_PASSES, lower_norm),
-    **dict.fromkeys(REDUCE_OPS, lower_reduce),
-    **dict.fromkeys(["MaxPool", "AveragePool", "LpPool"], lower_pool),
-    **dict.fromkeys(ZERO_WORK, lower_zero),
-    **dict.fromkeys(
-        [
-            "Concat",
-            "Slice",
-            "Split",
-            "Pad",
-            "Expand",
-            "Tile",
-            "ReverseSequence",
-            "Trilu",
-            "Compress",
-            "ScatterND",
-            "ScatterElements",
-        ],
-        lower_copy,
-    ),
-    **dict.fromkeys(["Gather", "GatherElements", "GatherND"], lower_gather),
-    **dict.fromkeys(
-        ["Transpose", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample", "TransData"],
-        lower_permute,
-    ),
+    **{op: _lowering_of(op) for op in _TIMED},
+    # Not an ONNX op: the layout conversion the chip inserts in front of a Conv.
+    "TransData": lower_permute,
 }
 """op_type → lowering function."""
-
-PARTIAL_READ_OPS: frozenset[str] = frozenset(
-    op for op, fn in LOWERINGS.items() if fn in (lower_copy, lower_gather)
-)
-"""Ops that read only part of an input, so their bandwidth bound counts the bytes moved."""
 
 FUSED_EPILOGUES: frozenset[str] = frozenset({"Relu", "Clip", "LeakyRelu", "BatchNormalization"})
 """Ops ATC folds into a preceding Conv/Gemm/MatMul output path (BN into the weights, the

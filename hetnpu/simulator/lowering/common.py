@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from hetnpu.devices.rates import device_itemsize
 from hetnpu.errors import ScheduleError
 from hetnpu.graph.ir import Graph, Node
 from hetnpu.simulator.isa import Flag, Instr, gm_cycles
@@ -116,15 +117,13 @@ def shape_of(graph: Graph, name: str) -> tuple[int, ...]:
 
 
 def dev_nbytes(graph: Graph, name: str, prec: Precision) -> int:
-    """Bytes of tensor ``name`` on the device: floats take the precision's size (ATC's default
-    precision mode runs float32 models in fp16), other dtypes keep theirs."""
+    """Bytes of tensor ``name`` on the device (:func:`hetnpu.devices.rates.device_itemsize`:
+    floats take the precision's size, other dtypes keep theirs, at least a byte each)."""
     t = graph.tensors.get(name)
     if t is None or not t.is_static:
         raise Unsupported(f"shape of tensor {name!r} is not static")
     size = math.prod(t.shape)  # type: ignore[arg-type]
-    if t.dtype.startswith("float") or t.dtype == "bfloat16":
-        return size * prec.float_bytes
-    return size * max(t.itemsize, 1)
+    return size * max(device_itemsize(t.dtype, prec.name), 1)
 
 
 def gm_copy_cycles(spec: Any, nbytes: int, rate: float) -> int:

@@ -1,9 +1,10 @@
-"""Data movement: reshapes (free), copies and permutations through UB, and TransData.
+"""Data movement: reshapes (free), copies, fills and permutations through UB, and TransData.
 
-Reshape-like ops only relabel a buffer and cost nothing. Copies (Concat, Slice, Split, Pad,
-Expand, Tile, Gather) stream the bytes they actually touch GM→UB→GM with no Vector work;
-permutations (Transpose, DepthToSpace, Resize, TransData) add one Vector pass (vnchwconv /
-vtranspose, ascend-facts §1.2).
+Which op is which is :mod:`hetnpu.graph.opfamilies`' table. Reshape-like ops only relabel a
+buffer and cost nothing. Copies (Concat, Slice, Split, Pad, Expand, Tile, Gather) stream the
+bytes they actually touch GM→UB→GM with no Vector work; fills (ConstantOfShape, EyeLike) store
+their output from UB and read nothing; permutations (Transpose, DepthToSpace, Resize,
+TransData) add one Vector pass (vnchwconv / vtranspose, ascend-facts §1.2).
 
 Left out: strided-DMA inefficiency of non-contiguous copies (MTE2 is assumed to move any access
 pattern at its full rate), and layout-dependent TransData variants beyond one Vector pass.
@@ -11,6 +12,8 @@ pattern at its full rate), and layout-dependent TransData variants beyond one Ve
 
 from __future__ import annotations
 
+from hetnpu.devices.layouts import nc1hwc0_c0
+from hetnpu.devices.rates import device_dtype
 from hetnpu.graph.ir import Graph, Node
 from hetnpu.simulator.lowering.common import (
     LowerCtx,
@@ -20,24 +23,7 @@ from hetnpu.simulator.lowering.common import (
 )
 from hetnpu.simulator.lowering.vector_template import vector_lowering
 
-__all__ = ["ZERO_WORK", "lower_copy", "lower_gather", "lower_permute", "lower_zero"]
-
-ZERO_WORK: tuple[str, ...] = (
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Identity",
-    "Dropout",
-    "Shape",
-    "Size",
-    "Constant",
-    "ConstantOfShape",
-    "EyeLike",
-    "Optional",
-    "OptionalGetElement",
-)
-"""Ops that only relabel memory (or are folded before run time): they cost nothing."""
+__all__ = ["lower_copy", "lower_fill", "lower_gather", "lower_permute", "lower_zero"]
 
 
 def lower_zero(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
@@ -56,6 +42,17 @@ def lower_copy(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     return vector_lowering(data, out, 0, ctx, name="copy", op=node.name)
 
 
+def lower_fill(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
+    """A fill (ConstantOfShape, EyeLike): MTE3 stores its output from UB, reading no data
+    (EyeLike reads only its input's shape).
+
+    The vector_dup that sets the UB tile is left out: one tile serves every store (EyeLike's
+    differ only where the diagonal crosses them).
+    """
+    _, out = node_in_out(graph, node, ctx.prec)
+    return vector_lowering([], out, 0, ctx, name="fill", op=node.name)
+
+
 def lower_gather(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     """Gather-like: reads the indices and the gathered rows only."""
     ins, out = node_in_out(graph, node, ctx.prec)
@@ -66,12 +63,13 @@ def lower_permute(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     """A permutation of the data: one Vector pass (transpose/nchwconv) between the copies."""
     ins, out = node_in_out(graph, node, ctx.prec)
     if node.op_type == "TransData" and node.attrs.get("dst_format") == "NC1HWC0":
-        out = _nc1hwc0_bytes(shape_of(graph, node.inputs[0]), ins[0], ctx)
+        x = node.inputs[0]
+        c0 = nc1hwc0_c0(device_dtype(graph.tensors[x].dtype, ctx.prec.name))
+        out = _nc1hwc0_bytes(shape_of(graph, x), ins[0], c0)
     return vector_lowering([ins[0]], out, max(ins[0], out), ctx, name="transpose", op=node.name)
 
 
-def _nc1hwc0_bytes(shape: tuple[int, ...], nbytes: int, ctx: LowerCtx) -> int:
-    """Bytes of an NCHW tensor in NC1HWC0 (channels padded to C0 = K0 of the Cube, §3.2)."""
-    c0 = getattr(ctx.spec, ctx.prec.mkn_field)[1]
+def _nc1hwc0_bytes(shape: tuple[int, ...], nbytes: int, c0: int) -> int:
+    """Bytes of an NCHW tensor of ``nbytes`` in NC1HWC0, its channels padded to ``c0``."""
     c = shape[1]
     return nbytes // c * (-(-c // c0) * c0) if c else nbytes

@@ -26,6 +26,7 @@ from hetnpu.simulator.lowering.vector_template import vector_lowering
 __all__ = [
     "ELEMENTWISE_CPR",
     "NORM_PASSES",
+    "REDUCE_OPS",
     "lower_elementwise",
     "lower_norm",
     "lower_pool",
@@ -140,11 +141,9 @@ REDUCE_OPS: tuple[str, ...] = (
     "ReduceLogSumExp",
     "ArgMax",
     "ArgMin",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "GlobalLpPool",
     "TopK",
 )
+"""Reductions the simulator times (each one pass over its input)."""
 
 
 def lower_elementwise(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
@@ -180,7 +179,7 @@ def lower_norm(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
 
 
 def lower_reduce(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
-    """Reductions and global pooling: one pass over the input."""
+    """Reductions: one pass over the input."""
     ins, out = node_in_out(graph, node, ctx.prec)
     return vector_lowering(
         ins[:1] + [b for b in ins[1:] if b <= 1024],
@@ -193,7 +192,8 @@ def lower_reduce(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
 
 
 def lower_pool(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
-    """MaxPool/AveragePool/LpPool: each output reads its window (one repeat per tap)."""
+    """Pools: each output reads its window, one repeat per tap (a global pool's window is the
+    whole plane, one pass over its input)."""
     ins, out = node_in_out(graph, node, ctx.prec)
     kernel = node.attrs.get("kernel_shape")
     x = shape_of(graph, node.inputs[0])
