@@ -36,8 +36,23 @@ def one_line(exc: BaseException) -> str:
     return text.replace("==> Context:", "—")
 
 
+WEIGHTS_KEY = "hetnpu.weights"
+"""Model metadata key; its value ``"absent"`` marks a model whose float weights carry dims and
+type but no data (built for simulation: the simulator needs shapes, never weight values)."""
+
+
+def weights_absent(model: onnx.ModelProto) -> bool:
+    """Whether ``model`` says its float weights were left out on purpose."""
+    return any(p.key == WEIGHTS_KEY and p.value == "absent" for p in model.metadata_props)
+
+
 def check_model(model: onnx.ModelProto, where: str, base_dir: str | None) -> None:
-    heavy = {t.name for t in model.graph.initializer if _is_external(t) or _is_big(t)}
+    absent = weights_absent(model)
+    heavy = {
+        t.name
+        for t in model.graph.initializer
+        if _is_external(t) or _is_big(t) or (absent and _valueless_float(t))
+    }
     if heavy:
         # The checker resolves external files against the working directory, and serializes
         # every weight it is given; external tensors are checked here against the model's own
@@ -45,7 +60,7 @@ def check_model(model: onnx.ModelProto, where: str, base_dir: str | None) -> Non
         for t in model.graph.initializer:
             if _is_external(t):
                 _check_external(t, where, base_dir)
-            elif t.name in heavy:
+            elif t.name in heavy and not (absent and _valueless_float(t)):
                 _check_inline_size(t, where)
         model = _lightweight_copy(model, lambda t: t.name in heavy, _stand_in)
     try:
@@ -150,6 +165,12 @@ def _checker_verdict(model: onnx.ModelProto) -> str | None:
     except Exception as exc:  # ValidationError, or whatever else a malformed proto provokes
         return one_line(exc)
     return None
+
+
+def _valueless_float(t: onnx.TensorProto) -> bool:
+    if t.data_type not in _FLOAT_TYPES or t.HasField("raw_data") or _is_external(t):
+        return False
+    return not len(getattr(t, helper.tensor_dtype_to_field(t.data_type)))
 
 
 def _is_external(t: onnx.TensorProto) -> bool:

@@ -24,6 +24,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from hetnpu.errors import ConfigError
+from hetnpu.graph import WEIGHTS_KEY
 
 __all__ = [
     "FLOAT",
@@ -132,27 +133,50 @@ class GraphBuilder:
         prefix: str,
         cin: int,
         cout: int,
-        kernel: int,
+        kernel: int | tuple[int, int],
         stride: int = 1,
         group: int = 1,
+        *,
+        padding: int | tuple[int, int] | None = None,
+        bias: bool = False,
     ) -> str:
-        """A bias-free ``torch.nn.Conv2d`` (padding kernel // 2) with He-normal weights."""
-        fan_in = cin // group * kernel * kernel
-        w = self.kaiming(f"{prefix}.weight", (cout, cin // group, kernel, kernel), fan_in)
-        pad = kernel // 2
+        """A ``torch.nn.Conv2d`` with He-normal weights, bias-free unless ``bias``.
+
+        ``kernel`` and ``padding`` are an int or (height, width), as in torch; padding defaults
+        to kernel // 2 per dimension. A bias is drawn from N(0, 0.01²), as :meth:`gemm`'s.
+        """
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        if padding is None:
+            padding = (kh // 2, kw // 2)
+        ph, pw = (padding, padding) if isinstance(padding, int) else padding
+        fan_in = cin // group * kh * kw
+        inputs = [x, self.kaiming(f"{prefix}.weight", (cout, cin // group, kh, kw), fan_in)]
+        if bias:
+            inputs.append(self.normal(f"{prefix}.bias", (cout,), 0.01))
         return self.node(
             "Conv",
-            [x, w],
+            inputs,
             scope,
             dilations=[1, 1],
             group=group,
-            kernel_shape=[kernel, kernel],
-            pads=[pad, pad, pad, pad],
+            kernel_shape=[kh, kw],
+            pads=[ph, pw, ph, pw],
             strides=[stride, stride],
         )
 
-    def batch_norm(self, x: str, scope: str, prefix: str, channels: int, gain: float = 1.0) -> str:
+    def batch_norm(
+        self,
+        x: str,
+        scope: str,
+        prefix: str,
+        channels: int,
+        gain: float = 1.0,
+        epsilon: float = _BN_EPS,
+    ) -> str:
         """Inference-mode BatchNormalization: gamma≈gain, beta≈0, statistics set by calibration.
+
+        ``epsilon`` is the module's ``eps`` (torch's default 1e-5; torchvision's Inception
+        networks use 1e-3).
 
         The last BatchNormalization of a residual branch takes :data:`RESIDUAL_GAIN`, as
         trained residual networks end up with small gains there (and zero-init-residual
@@ -165,7 +189,7 @@ class GraphBuilder:
         self._bn_stats.append((x, mean, var, channels))
         ins = [x, self.weight(f"{prefix}.weight", gamma), self.weight(f"{prefix}.bias", beta)]
         return self.node(
-            "BatchNormalization", [*ins, mean, var], scope, epsilon=_BN_EPS, momentum=0.9
+            "BatchNormalization", [*ins, mean, var], scope, epsilon=epsilon, momentum=0.9
         )
 
     def gemm(
@@ -223,9 +247,14 @@ class GraphBuilder:
         inputs: Sequence[onnx.ValueInfoProto],
         outputs: Sequence[onnx.ValueInfoProto],
     ) -> onnx.ModelProto:
-        """The graph with value-less initializers: enough to count, not to run."""
+        """The graph with value-less float initializers: enough to count and to simulate (the
+        model says so in its metadata, which the loader reads), not to run. Integer tensors keep
+        their values: shapes, axes and indices are what shape inference reads."""
         inits = []
         for key, array in self.weights.items():
+            if array.dtype.kind != "f":
+                inits.append(numpy_helper.from_array(np.ascontiguousarray(array), key))
+                continue
             tensor = onnx.TensorProto(name=key, dims=array.shape)
             tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
             inits.append(tensor)
@@ -234,7 +263,9 @@ class GraphBuilder:
                 onnx.TensorProto(name=n, dims=[channels], data_type=FLOAT) for n in (mean, var)
             ]
         graph = helper.make_graph(self.nodes, name, list(inputs), list(outputs), initializer=inits)
-        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        helper.set_model_props(model, {WEIGHTS_KEY: "absent"})
+        return model
 
     def _weight_infos(self) -> list[onnx.ValueInfoProto]:
         return [

@@ -239,3 +239,27 @@ def test_big_weights_are_checked_by_size_and_kept_intact():
     m.graph.initializer[0].raw_data = m.graph.initializer[0].raw_data[:-8]
     with pytest.raises(ModelError, match=r"initializer 'w'.*truncated"):
         load(m)
+
+
+def test_a_weight_free_model_loads_only_when_it_says_so() -> None:
+    """Builders under ``models.shapes_only()`` leave float weights without data and mark the
+    model; the loader accepts exactly that, and still refuses the same tensors unmarked (a
+    truncated file)."""
+    from hetnpu import models
+    from hetnpu.graph import WEIGHTS_KEY, weights_absent
+    from hetnpu.graph.cost import total_cost
+
+    with models.shapes_only():
+        bare = models.build("resnet18", batch=2)
+    assert weights_absent(bare)
+    g = load(bare)
+    full = load(models.build("resnet18", batch=2))
+    assert total_cost(g).macs == total_cost(full).macs
+    assert g.tensors["logits"].shape == (2, 1000)
+    unmarked = onnx.ModelProto()
+    unmarked.CopyFrom(bare)
+    del unmarked.metadata_props[:]
+    assert not weights_absent(unmarked)
+    with pytest.raises(ModelError, match="carries 0: the file is truncated"):
+        load(unmarked)
+    assert WEIGHTS_KEY == "hetnpu.weights"

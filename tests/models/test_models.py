@@ -396,14 +396,23 @@ def test_static_batch_is_fixed_in_every_input_and_output():
 # -- registry -------------------------------------------------------------------------------------
 
 
-def test_registry_lists_the_four_models():
-    assert set(models.MODELS) == {"resnet50", "mobilenetv2", "bert_base", "mlp"}
+def test_registry_lists_every_model():
+    # The four originals, and the networks of the simulator's calibration table
+    # (tests/models/test_measured_models.py checks those against their published figures).
+    assert set(models.MODELS) == {
+        *("resnet50", "mobilenetv2", "bert_base", "mlp"),
+        *("resnet18", "resnet101", "resnext50_32x4d", "densenet121", "vgg16", "vgg19"),
+        *("alexnet", "googlenet", "inception_v3", "mobilenet_v1", "shufflenet_v2_x1_0"),
+        *("shufflenet_v1", "squeezenet1_1", "crnn", "yolov4", "bert_squad"),
+    }
     assert set(models.DESCRIPTIONS) == set(models.MODELS)
 
 
 def test_unknown_model_is_a_config_error_listing_the_known_ones():
-    with pytest.raises(ConfigError, match=r"'vgg16'.*bert_base, mlp, mobilenetv2, resnet50"):
-        models.build("vgg16")
+    known = ", ".join(sorted(models.MODELS))
+    assert known.startswith("alexnet, bert_base, bert_squad, crnn")
+    with pytest.raises(ConfigError, match=rf"'vgg13'.*{known}"):
+        models.build("vgg13")
 
 
 @pytest.mark.parametrize(
@@ -479,7 +488,7 @@ def test_cli_export_applies_seq_len(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["models", "export", "nope"], "unknown model 'nope'; known models: bert_base, mlp"),
+        (["models", "export", "nope"], "unknown model 'nope'; known models: alexnet, bert_base"),
         (
             ["models", "export", "resnet50", "--seq-len", "16"],
             "--seq-len does not apply to model 'resnet50'",

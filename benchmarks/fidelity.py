@@ -1,0 +1,94 @@
+"""Simulated figures against the published Ascend measurements of the calibration table.
+
+Run: ``python benchmarks/fidelity.py [--table CSV] [--only PATTERN] [--json OUT]``
+
+Every row hetnpu can simulate is simulated on its chip's preset (calibrated values included)
+and printed with the published figure and the ratio simulated/measured; rows it cannot simulate
+yet are listed with the reason. Then the mean absolute percentage error (MAPE) and the largest
+error, per chip and overall, and the leave-one-model-out error: each calibrated preset value is
+refitted without one network's rows, which are then predicted (the honest estimate of the error
+on a network the fit never saw; see ``benchmarks/calibrate.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hetnpu.fidelity import load_table, predict, target
+from hetnpu.fidelity.calibrate import leave_one_model_out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", default=None, help="calibration CSV (default: packaged copy)")
+    parser.add_argument("--only", default=None, help="regex on the model column")
+    parser.add_argument("--json", default=None, help="write the per-row figures here")
+    parser.add_argument("--no-lomo", action="store_true", help="skip leave-one-model-out")
+    args = parser.parse_args(argv)
+
+    rows = load_table(args.table)
+    if args.only:
+        rows = [r for r in rows if re.search(args.only, r.model)]
+    preds, skipped = [], []
+    t0 = time.perf_counter()
+    print(f"{'row':>3}  {'model':<44} {'chip':<6} {'b':>3}  {'simulated':>10} {'measured':>10}"
+          f"  {'unit':<6} {'ratio':>6}")  # fmt: skip
+    for row in rows:
+        t = target(row)
+        if isinstance(t, str):
+            skipped.append((row, t))
+            continue
+        p = predict(t)
+        preds.append(p)
+        print(
+            f"{row.index:>3}  {row.model[:44]:<44} {t.preset.removeprefix('ascend'):<6} "
+            f"{row.batch:>3}  {p.simulated:>10.1f} {p.measured:>10.1f}  {row.unit:<6} "
+            f"{p.ratio:>6.3f}"
+        )
+    wall = time.perf_counter() - t0
+    print(f"\n{len(preds)} rows simulated in {wall:.0f} s; {len(skipped)} not simulated:")
+    for why in sorted({w for _, w in skipped}):
+        n = sum(1 for _, w in skipped if w == why)
+        print(f"  {n:>2} rows: {why}")
+    print("\nerror (|simulated - measured| / measured):")
+    for chip in [*sorted({p.target.preset for p in preds}), "all"]:
+        errs = [p.error for p in preds if chip in ("all", p.target.preset)]
+        print(
+            f"  {chip:<11} rows {len(errs):>3}  MAPE {100 * statistics.fmean(errs):6.1f}%  "
+            f"max {100 * max(errs):6.1f}%  within 25%: {sum(e <= 0.25 for e in errs)}"
+        )
+    if not args.no_lomo:
+        lomo = leave_one_model_out(preds)
+        if lomo:
+            errs = list(lomo.values())
+            print(
+                f"  leave-one-model-out: rows {len(errs)}  MAPE {100 * statistics.fmean(errs):.1f}%"
+                f"  max {100 * max(errs):.1f}%"
+            )
+    if args.json:
+        out = [
+            {
+                "row": p.target.row.index,
+                "model": p.target.row.model,
+                "chip": p.target.preset,
+                "batch": p.target.row.batch,
+                "simulated": p.simulated,
+                "measured": p.measured,
+                "ratio": p.ratio,
+            }
+            for p in preds
+        ]
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""Fitting the calibrated preset values to the calibration table, and the honest error of the
+fit: leave-one-model-out.
+
+One value per chip is calibrated: ``task_launch_s``, what CANN's task scheduler takes to start
+each kernel of an offline model on the AI cores (graph mode), which no public source gives for
+these chips. The simulator charges it before every op that runs as a kernel of its own (a fused
+epilogue launches nothing), serially on the op stream, so a run's latency is exactly
+
+    latency(d) = latency(d0) + kernels * (d - d0)
+
+for a launch cost ``d`` against the ``d0`` it was simulated with: a fit needs one simulation
+per row, not one per trial value. :func:`launch_cost` checks that identity on a result.
+
+The fit minimises the mean absolute percentage error over a chip's rows (a one-dimensional,
+piecewise-smooth problem: a bounded golden-section search on a fine grid's best bracket).
+Leave-one-model-out refits each chip without every row of one network (all its batches), then
+predicts those rows: the error a user should expect on a network the fit never saw.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from hetnpu.fidelity.predict import Prediction
+
+__all__ = ["Fit", "fit_launch", "kernels", "launch_cost", "leave_one_model_out", "refit"]
+
+MAX_LAUNCH_S = 50e-6
+"""Upper end of the search: a launch cost beyond 50 us per kernel would contradict the A2
+statement of about 20 us for a host-launched, full-core kernel (calibration table), which pays
+more (host round trip) than a kernel launched by the device's own scheduler."""
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A calibrated value for one chip and the rows it was fit on."""
+
+    preset: str
+    task_launch_s: float
+    rows: tuple[int, ...]
+    mape: float
+
+
+def kernels(pred: Prediction) -> int:
+    """Kernels the simulated run launched: every op that ran on the cores (not fused, not
+    constant-folded, not refused)."""
+    return sum(1 for op in pred.result.ops if op.bound != "fused")
+
+
+def launch_cost(pred: Prediction) -> float:
+    """The launch cost (s) ``pred`` was simulated with."""
+    spec = pred.result.spec
+    return float(getattr(spec, "task_launch_s", 0.0) or 0.0)
+
+
+def _value_at(pred: Prediction, launch_s: float) -> float:
+    """The row's metric had the run been simulated with ``launch_s`` per kernel."""
+    latency = pred.result.latency_s + kernels(pred) * (launch_s - launch_cost(pred))
+    row = pred.target.row
+    if row.metric == "throughput":
+        return row.batch / latency
+    return latency * (1e6 if row.unit == "us" else 1e3)
+
+
+def _mape(preds: Sequence[Prediction], launch_s: float) -> float:
+    return statistics.fmean(abs(_value_at(p, launch_s) - p.measured) / p.measured for p in preds)
+
+
+def _minimise(f: Callable[[float], float], lo: float, hi: float) -> float:
+    grid = [lo + (hi - lo) * i / 200 for i in range(201)]
+    best = min(range(len(grid)), key=lambda i: (f(grid[i]), i))
+    a, b = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    golden = 0.6180339887498949
+    for _ in range(60):
+        c, d = b - golden * (b - a), a + golden * (b - a)
+        if f(c) <= f(d):
+            b = d
+        else:
+            a = c
+    x = (a + b) / 2
+    return x if f(x) <= f(grid[best]) else grid[best]
+
+
+def fit_launch(preds: Sequence[Prediction]) -> dict[str, Fit]:
+    """The launch cost per chip that minimises that chip's MAPE over ``preds``."""
+    out = {}
+    for preset in sorted({p.target.preset for p in preds}):
+        mine = [p for p in preds if p.target.preset == preset]
+        value = _minimise(lambda d, mine=mine: _mape(mine, d), 0.0, MAX_LAUNCH_S)
+        out[preset] = Fit(
+            preset, value, tuple(sorted(p.target.row.index for p in mine)), _mape(mine, value)
+        )
+    return out
+
+
+def refit(preds: Sequence[Prediction], fits: dict[str, Fit]) -> dict[int, float]:
+    """Row index -> simulated metric with each chip's fitted launch cost."""
+    return {
+        p.target.row.index: _value_at(p, fits[p.target.preset].task_launch_s)
+        for p in preds
+        if p.target.preset in fits
+    }
+
+
+def leave_one_model_out(preds: Iterable[Prediction]) -> dict[int, float]:
+    """Row index -> relative error when the row's network was left out of the fit.
+
+    A chip whose only network is the one left out keeps no fit, and its rows are not scored:
+    nothing would be left to fit on.
+    """
+    preds = list(preds)
+    errors: dict[int, float] = {}
+    for key in sorted({p.target.model_key for p in preds}):
+        held = [p for p in preds if p.target.model_key == key]
+        rest = [p for p in preds if p.target.model_key != key]
+        fits = fit_launch(rest)
+        for p in held:
+            fit = fits.get(p.target.preset)
+            if fit is None:
+                continue
+            value = _value_at(p, fit.task_launch_s)
+            errors[p.target.row.index] = abs(value - p.measured) / p.measured
+    return errors
