@@ -58,9 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     for why in sorted({w for _, w in skipped}):
         n = sum(1 for _, w in skipped if w == why)
         print(f"  {n:>2} rows: {why}")
-    print("\nerror (|simulated - measured| / measured):")
-    for chip in [*sorted({p.target.preset for p in preds}), "all"]:
-        errs = [p.error for p in preds if chip in ("all", p.target.preset)]
+    incomplete = [p for p in preds if not p.complete]
+    if incomplete:
+        print(
+            f"{len(incomplete)} rows simulated without some of their ops (kept out of the error):"
+        )
+        for key in sorted({(p.target.builder, p.untimed) for p in incomplete}):
+            rows = [p.target.row.index for p in incomplete if (p.target.builder, p.untimed) == key]
+            print(f"  {key[0]:<16} rows {rows}: {', '.join(key[1])} not timed")
+    complete = [p for p in preds if p.complete]
+    print("\nerror (|simulated - measured| / measured), rows simulated completely:")
+    for chip in [*sorted({p.target.preset for p in complete}), "all"]:
+        errs = [p.error for p in complete if chip in ("all", p.target.preset)]
         print(
             f"  {chip:<11} rows {len(errs):>3}  MAPE {100 * statistics.fmean(errs):6.1f}%  "
             f"max {100 * max(errs):6.1f}%  within 25%: {sum(e <= 0.25 for e in errs)}"
@@ -83,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 "simulated": p.simulated,
                 "measured": p.measured,
                 "ratio": p.ratio,
+                "untimed": list(p.untimed),
             }
             for p in preds
         ]

@@ -48,7 +48,8 @@ def export(
     output: Annotated[Path, typer.Option("-o", "--output", help="The .onnx file to write.")],
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Batch size.")] = None,
     seq_len: Annotated[
-        int | None, typer.Option("--seq-len", min=1, help="Sequence length (bert_base, bert_squad).")
+        int | None,
+        typer.Option("--seq-len", min=1, help="Sequence length (bert_base, bert_squad)."),
     ] = None,
     image_size: Annotated[
         int | None,

@@ -228,6 +228,11 @@ class NpuSpec(_Spec):
     )
     mte_latency_cycles: Cycles = Field(description="Fixed latency of one MTE transfer, cycles")
     gm_latency_cycles: Cycles = Field(description="Extra latency of a GM (DRAM) access, cycles")
+    task_launch_s: Seconds = Field(
+        0.0,
+        description="What the task scheduler takes to start each kernel of an offline model "
+        "on the AI cores (graph mode), seconds; charged before every op that is a kernel",
+    )
 
     l2_bytes: Size = Field(description="Chip L2 cache, bytes")
     l2_bytes_per_s: Rate = Field(description="Aggregate L2 bandwidth, bytes/s")

@@ -8,8 +8,9 @@ epilogue launches nothing), serially on the op stream, so a run's latency is exa
 
     latency(d) = latency(d0) + kernels * (d - d0)
 
-for a launch cost ``d`` against the ``d0`` it was simulated with: a fit needs one simulation
-per row, not one per trial value. :func:`launch_cost` checks that identity on a result.
+for a launch cost ``d`` against the ``d0`` it was simulated with (in whole cycles per launch):
+a fit needs one simulation per row, not one per trial value. A test checks the identity
+against a second simulation.
 
 The fit minimises the mean absolute percentage error over a chip's rows (a one-dimensional,
 piecewise-smooth problem: a bounded golden-section search on a fine grid's best bracket).
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 from hetnpu.fidelity.predict import Prediction
 
-__all__ = ["Fit", "fit_launch", "kernels", "launch_cost", "leave_one_model_out", "refit"]
+__all__ = ["Fit", "fit_launch", "kernels", "leave_one_model_out", "refit", "value_at"]
 
 MAX_LAUNCH_S = 50e-6
 """Upper end of the search: a launch cost beyond 50 us per kernel would contradict the A2
@@ -44,28 +45,28 @@ class Fit:
 
 
 def kernels(pred: Prediction) -> int:
-    """Kernels the simulated run launched: every op that ran on the cores (not fused, not
-    constant-folded, not refused)."""
-    return sum(1 for op in pred.result.ops if op.bound != "fused")
+    """Kernels the simulated run launched: every op with instructions on the cores (not
+    fused, not constant-folded, not refused, not a reshape in place)."""
+    return sum(1 for op in pred.result.ops if op.bound not in ("fused", "zero"))
 
 
-def launch_cost(pred: Prediction) -> float:
-    """The launch cost (s) ``pred`` was simulated with."""
-    spec = pred.result.spec
-    return float(getattr(spec, "task_launch_s", 0.0) or 0.0)
-
-
-def _value_at(pred: Prediction, launch_s: float) -> float:
-    """The row's metric had the run been simulated with ``launch_s`` per kernel."""
-    latency = pred.result.latency_s + kernels(pred) * (launch_s - launch_cost(pred))
+def value_at(pred: Prediction, launch_s: float) -> float:
+    """The row's metric had the run been simulated with ``launch_s`` per kernel (whole
+    cycles per launch, as the simulator charges them)."""
+    res = pred.result
     row = pred.target.row
+    if row.metric == "kernel time":  # launches are not part of a kernel's own time
+        return pred.simulated
+    per_kernel = round(launch_s * res.clock_hz)
+    cycles = res.cycles - res.launch_cycles + kernels(pred) * per_kernel
+    latency = cycles / res.clock_hz
     if row.metric == "throughput":
         return row.batch / latency
-    return latency * (1e6 if row.unit == "us" else 1e3)
+    return latency * 1e3
 
 
 def _mape(preds: Sequence[Prediction], launch_s: float) -> float:
-    return statistics.fmean(abs(_value_at(p, launch_s) - p.measured) / p.measured for p in preds)
+    return statistics.fmean(abs(value_at(p, launch_s) - p.measured) / p.measured for p in preds)
 
 
 def _minimise(f: Callable[[float], float], lo: float, hi: float) -> float:
@@ -86,8 +87,11 @@ def _minimise(f: Callable[[float], float], lo: float, hi: float) -> float:
 def fit_launch(preds: Sequence[Prediction]) -> dict[str, Fit]:
     """The launch cost per chip that minimises that chip's MAPE over ``preds``."""
     out = {}
-    for preset in sorted({p.target.preset for p in preds}):
-        mine = [p for p in preds if p.target.preset == preset]
+    # A kernel time excludes its launch: such rows say nothing about the launch cost; nor do
+    # rows with ops the simulator could not time (their missing work would be fit as launches).
+    informative = [p for p in preds if p.target.row.metric != "kernel time" and p.complete]
+    for preset in sorted({p.target.preset for p in informative}):
+        mine = [p for p in informative if p.target.preset == preset]
         value = _minimise(lambda d, mine=mine: _mape(mine, d), 0.0, MAX_LAUNCH_S)
         out[preset] = Fit(
             preset, value, tuple(sorted(p.target.row.index for p in mine)), _mape(mine, value)
@@ -98,19 +102,20 @@ def fit_launch(preds: Sequence[Prediction]) -> dict[str, Fit]:
 def refit(preds: Sequence[Prediction], fits: dict[str, Fit]) -> dict[int, float]:
     """Row index -> simulated metric with each chip's fitted launch cost."""
     return {
-        p.target.row.index: _value_at(p, fits[p.target.preset].task_launch_s)
+        p.target.row.index: value_at(p, fits[p.target.preset].task_launch_s)
         for p in preds
         if p.target.preset in fits
     }
 
 
 def leave_one_model_out(preds: Iterable[Prediction]) -> dict[int, float]:
-    """Row index -> relative error when the row's network was left out of the fit.
+    """Row index -> relative error when the row's network was left out of the fit (rows
+    simulated completely only).
 
     A chip whose only network is the one left out keeps no fit, and its rows are not scored:
     nothing would be left to fit on.
     """
-    preds = list(preds)
+    preds = [p for p in preds if p.complete]
     errors: dict[int, float] = {}
     for key in sorted({p.target.model_key for p in preds}):
         held = [p for p in preds if p.target.model_key == key]
@@ -120,6 +125,6 @@ def leave_one_model_out(preds: Iterable[Prediction]) -> dict[int, float]:
             fit = fits.get(p.target.preset)
             if fit is None:
                 continue
-            value = _value_at(p, fit.task_launch_s)
+            value = value_at(p, fit.task_launch_s)
             errors[p.target.row.index] = abs(value - p.measured) / p.measured
     return errors

@@ -15,9 +15,12 @@ read recently, least recently used first out, ``l2_bytes`` in total) is read fro
 output that fits is written into L2. HBM and L2 are shared FIFO buses (:class:`~hetnpu.
 simulator.core.Bus`).
 
+Each op that runs as a kernel of its own waits ``task_launch_s`` before it starts (the task
+scheduler starting it on the cores; a fused epilogue launches nothing).
+
 Left out: write-back of dirty L2 lines costs no bus time (its bytes are counted in
-``hbm_bytes``), the 310P's standalone vector cores, task-launch overhead between ops, cache-line
-granularity and L2 set conflicts, NoC topology, and overlap between consecutive ops.
+``hbm_bytes``), the 310P's standalone vector cores, cache-line granularity and L2 set
+conflicts, NoC topology, and overlap between consecutive ops (a launch included).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from hetnpu.simulator.core import (
     run_core,
     unit_process,
 )
+from hetnpu.simulator.formats import format_transdata
 from hetnpu.simulator.isa import UNITS
 from hetnpu.simulator.l2 import L2Residency
 from hetnpu.simulator.lowering import Unsupported, event_budget, lower
@@ -89,6 +93,7 @@ _SPEC_FIELDS = (
     "l1_to_ub_bytes_per_cycle",
     "mte_latency_cycles",
     "gm_latency_cycles",
+    "task_launch_s",
     "l2_bytes",
     "l2_bytes_per_s",
     "hbm_bytes_per_s",
@@ -153,6 +158,12 @@ class _Run:
         self.hbm = Bus("HBM", spec.hbm_bytes_per_s / clock)
         self.l2 = Bus("L2", spec.l2_bytes_per_s / clock)
         self.key = chip_key(spec)
+        self.launch_cycles = round(float(getattr(spec, "task_launch_s", 0.0)) * spec.clock_hz)
+        """Cycles the task scheduler takes to start one kernel (``task_launch_s``)."""
+        self.launched = 0
+        """Cycles spent starting kernels over the run."""
+        self.op_launch = 0
+        """Launch cycles of the op being run."""
         if ctx.split:
             self.cores = [f"aic{i}" for i in range(ctx.cube_cores)]
             self.cores += [f"aiv{i}" for i in range(ctx.vector_cores)]
@@ -222,13 +233,27 @@ class _Run:
                 self.unsupported.append(UnsupportedOp(node.name, node.op_type, str(exc)))
                 continue
             self.current = node.name
+            # The task scheduler starts kernels one after another on the op stream, the cores
+            # idle meanwhile; an op with no instructions (a reshape in place) is no kernel.
+            self.op_launch = self.launch_cycles if any(low.programs) else 0
+            if self.op_launch:
+                yield env.timeout(self.op_launch)
+                self.launched += self.op_launch
             yield from self._run_op(i, node, low, roles)
         if self.progress is not None:
             self.progress(len(nodes), len(nodes))
 
     def nodes(self) -> list[Node]:
-        """The ops in run order: ATC's input TransData first, constants folded away."""
-        return [*input_transdata(self.graph), *(n for n in self.graph if not n.is_constant)]
+        """The ops in run order: ATC's input TransData first, constants folded away, and the
+        TransData of every format boundary just before the op that needs it."""
+        inputs = input_transdata(self.graph)
+        before = format_transdata(self.graph, frozenset(n.inputs[0] for n in inputs))
+        ops: list[Node] = list(inputs)
+        for node in self.graph:
+            if not node.is_constant:
+                ops.extend(before.get(node.name, ()))
+                ops.append(node)
+        return ops
 
     def _lowered(self, node: Node) -> tuple[Node, Lowered]:
         """(the node as the chip runs it, its program); Unsupported if the NPU cannot."""
@@ -378,6 +403,7 @@ class _Run:
                 hbm + self.l2.nbytes - l20,
                 hbm,
                 low.tile,
+                launch_cycles=self.op_launch,
             )
         )
 
@@ -411,6 +437,7 @@ class _Run:
             double_buffer=double_buffer,
             wall_s=wall_s,
             spec=self.spec,
+            launch_cycles=self.launched,
         )
 
 

@@ -55,6 +55,8 @@ class OpRecord:
     hbm_bytes: int
     tile: str = ""
     fused_into: str | None = None
+    launch_cycles: int = 0
+    """Cycles the task scheduler spent starting this op's kernel, just before ``start``."""
 
     @property
     def cycles(self) -> int:
@@ -96,6 +98,8 @@ class SimResult:
     wall_s: float = field(default=0.0, compare=False)
     spec: Any = field(default=None, compare=False, repr=False)
     """The ``NpuSpec`` simulated, overrides included: what traces draw their roofs from."""
+    launch_cycles: int = 0
+    """Cycles spent starting kernels (``task_launch_s`` each), part of ``cycles``."""
 
     @property
     def latency_s(self) -> float:
@@ -123,6 +127,7 @@ class SimResult:
             "hbm_bytes_per_s": self.hbm_bytes / lat if lat else 0.0,
             "bytes_by_level": dict(sorted(self.bytes_by_level.items())),
             "events": self.events,
+            "launch_cycles": self.launch_cycles,
             "wall_s": self.wall_s,
             "ops": [
                 {

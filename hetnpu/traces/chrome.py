@@ -138,6 +138,7 @@ def _op_args(op: Any, graph: Any, fused: dict[str, list[str]]) -> dict[str, Any]
         "cores": len(op.cores),
         "bound": op.bound,
         "roofline_cycles": op.roofline_cycles,
+        "launch_cycles": op.launch_cycles,
         "cube_cycles": op.cube_cycles,
         "vector_cycles": op.vector_cycles,
         "mte_cycles": op.mte_cycles,

@@ -372,3 +372,33 @@ def test_snapshots_name_their_source_and_only_real_onnx_ops():
     for op, entry in cann["ops"].items():
         assert onnx.defs.has(op), op
         assert entry["dtypes"] in capability.npu._NPU_DTYPES
+
+
+@pytest.mark.parametrize(("pads", "ok"), [([0, 0, 0, 0], True), ([1, 1, 1, 1], False)])
+def test_average_pool_count_include_pad_matters_only_with_padding(pads, ok) -> None:
+    # PyTorch exports count_include_pad=1 on every AveragePool; without padding the flag
+    # changes nothing, so CANN's refusal of it applies to padded pools only.
+    from onnx import TensorProto, helper
+
+    from hetnpu.graph import load
+
+    node = helper.make_node(
+        "AveragePool",
+        ["x"],
+        ["y"],
+        name="pool",
+        kernel_shape=[2, 2],
+        strides=[2, 2],
+        pads=pads,
+        count_include_pad=1,
+    )
+    out = 4 if pads[0] == 0 else 5
+    graph = helper.make_graph(
+        [node],
+        "pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, out, out])],
+    )
+    g = load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    verdict = can_run("npu", g.node("pool"), g)
+    assert verdict.supported == ok, verdict.reason

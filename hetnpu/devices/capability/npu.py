@@ -185,8 +185,14 @@ def _maxpool_limits(node: Node, graph: Graph) -> str | None:
 
 
 def _avgpool_limits(node: Node, graph: Graph) -> str | None:
-    if node.attrs.get("count_include_pad", 0):
-        return "AveragePool with count_include_pad=1 not supported"
+    # count_include_pad decides only how padded cells count; with no padding the op is the
+    # same either way (PyTorch exports set it to 1 regardless), so only a padded one is refused.
+    padded = any(node.attrs.get("pads", ())) or node.attrs.get("auto_pad", "NOTSET") in (
+        "SAME_UPPER",
+        "SAME_LOWER",
+    )
+    if node.attrs.get("count_include_pad", 0) and padded:
+        return "AveragePool with count_include_pad=1 and padding not supported"
     return _pool_limits(node, graph, frozenset({"NOTSET", "SAME_UPPER", "VALID"}))
 
 

@@ -62,10 +62,18 @@ def lower_gather(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
 def lower_permute(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     """A permutation of the data: one Vector pass (transpose/nchwconv) between the copies."""
     ins, out = node_in_out(graph, node, ctx.prec)
-    if node.op_type == "TransData" and node.attrs.get("dst_format") == "NC1HWC0":
+    if node.op_type == "TransData" and "NC1HWC0" in (
+        node.attrs.get("dst_format"),
+        node.attrs.get("src_format"),
+    ):
+        # The 5HD side is padded to C0 channels: written going in, read coming out.
         x = node.inputs[0]
         c0 = nc1hwc0_c0(device_dtype(graph.tensors[x].dtype, ctx.prec.name))
-        out = _nc1hwc0_bytes(shape_of(graph, x), ins[0], c0)
+        padded = _nc1hwc0_bytes(shape_of(graph, x), ins[0], c0)
+        if node.attrs.get("dst_format") == "NC1HWC0":
+            out = padded
+        else:
+            ins = [padded, *ins[1:]]
     return vector_lowering([ins[0]], out, max(ins[0], out), ctx, name="transpose", op=node.name)
 
 

@@ -1,0 +1,65 @@
+"""The calibration table, the launch-cost fit, and the error the simulator reaches on it.
+
+The last test is the regression guard: simulated figures are deterministic, so the error on
+the calibration set is a fixed number for a given simulator and preset; it fails when a change
+makes the simulator worse on the published measurements by more than the margin.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pytest
+
+from hetnpu.fidelity import load_table, predict, target
+from hetnpu.fidelity.calibrate import fit_launch, leave_one_model_out, value_at
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "fidelity" / "calibration.csv"
+
+REACHED_MAPE = 0.250
+"""MAPE over the rows simulated completely, as benchmarks/fidelity.py printed it when the
+presets were last calibrated (benchmarks/calibrate.py)."""
+MARGIN = 0.02
+
+
+@pytest.fixture(scope="module")
+def predictions():
+    return [predict(t) for r in load_table() if not isinstance(t := target(r), str)]
+
+
+def test_the_packaged_table_is_the_shared_one() -> None:
+    if not SHARED.is_file():
+        pytest.skip("the steering repository's shared/ folder is not beside this checkout")
+    assert load_table(SHARED) == load_table()
+
+
+def test_every_row_is_simulated_or_says_why() -> None:
+    rows = load_table()
+    assert len(rows) == 88
+    for row in rows:
+        t = target(row)
+        assert (isinstance(t, str) and len(t) > 20) or t.preset.startswith("ascend"), row.label
+
+
+def test_the_additive_launch_model_equals_a_second_simulation(predictions) -> None:
+    p = next(p for p in predictions if p.target.builder == "resnet18" and p.target.row.batch == 4)
+    again = predict(p.target, {"task_launch_s": 9e-6})
+    assert value_at(p, 9e-6) == pytest.approx(again.simulated, rel=1e-12)
+
+
+def test_the_presets_hold_the_fitted_launch_cost(predictions) -> None:
+    # benchmarks/calibrate.py wrote these; a refit on the same table must give them back.
+    fits = fit_launch(predictions)
+    for preset, fit in fits.items():
+        written = next(p for p in predictions if p.target.preset == preset).result.spec
+        assert written.task_launch_s == pytest.approx(fit.task_launch_s, rel=1e-3, abs=1e-9)
+
+
+def test_calibration_set_error_does_not_regress(predictions) -> None:
+    complete = [p for p in predictions if p.complete]
+    mape = statistics.fmean(p.error for p in complete)
+    assert len(complete) >= 48
+    assert mape <= REACHED_MAPE + MARGIN, f"MAPE {mape:.3f} above {REACHED_MAPE} + {MARGIN}"
+    lomo = leave_one_model_out(predictions)
+    assert len(lomo) == len([p for p in complete if p.target.row.metric != "kernel time"])
