@@ -61,53 +61,16 @@ from hetnpu.simulator.prepare import (
     roofline_bounds,
 )
 from hetnpu.simulator.result import OpRecord, SimResult, UnsupportedOp
+from hetnpu.simulator.spec_key import chip_key
 from hetnpu.simulator.tiler import precision_info
 
 __all__ = ["chip_key", "simulate"]
 
-_SPEC_FIELDS = (
-    "name",
-    "architecture",
-    "ai_cores",
-    "vector_cores",
-    "clock_hz",
-    "cube_mkn_fp16",
-    "cube_mkn_int8",
-    "cube_mkn_fp32",
-    "cube_latency_cycles",
-    "vector_bytes_per_cycle",
-    "vector_latency_cycles",
-    "scalar_issue_cycles",
-    "flag_ids",
-    "l0a_bytes",
-    "l0b_bytes",
-    "l0c_bytes",
-    "l1_bytes",
-    "ub_bytes",
-    "mte2_bytes_per_cycle",
-    "mte2_l2_bytes_per_cycle",
-    "mte1_l0a_bytes_per_cycle",
-    "mte1_l0b_bytes_per_cycle",
-    "mte3_bytes_per_cycle",
-    "fixpipe_bytes_per_cycle",
-    "l1_to_ub_bytes_per_cycle",
-    "mte_latency_cycles",
-    "gm_latency_cycles",
-    "task_launch_s",
-    "l2_bytes",
-    "l2_bytes_per_s",
-    "hbm_bytes_per_s",
-)
 _COUPLED_UNITS = UNITS
 _AIC_UNITS = ("SCALAR", "MTE2", "MTE1", "CUBE", "FIXPIPE")
 _AIV_UNITS = ("SCALAR", "MTE2", "VECTOR", "MTE3")
 _COMPUTE = frozenset({"CUBE", "VECTOR"})
 """Units whose busy time makes an op compute-bound; the others (MTE1/2/3, FixPipe) move data."""
-
-
-def chip_key(spec: Any) -> tuple[Any, ...]:
-    """The spec fields the simulator reads, as a hashable cache key."""
-    return tuple(getattr(spec, f) for f in _SPEC_FIELDS)
 
 
 def _compiled_programs(low: Lowered, spec: Any) -> tuple[CompiledProgram | None, ...]:
@@ -204,26 +167,7 @@ class _Run:
                 self.progress(i, len(nodes))
             if node.name in self.fused:
                 self.ops.append(
-                    OpRecord(
-                        i,
-                        node.name,
-                        node.op_type,
-                        env.now,
-                        env.now,
-                        (),
-                        0,
-                        0,
-                        0,
-                        "fused",
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        "",
-                        self.fused[node.name],
-                    )
+                    OpRecord.fused(i, node.name, node.op_type, env.now, self.fused[node.name])
                 )
                 continue
             try:

@@ -58,6 +58,11 @@ class OpRecord:
     launch_cycles: int = 0
     """Cycles the task scheduler spent starting this op's kernel, just before ``start``."""
 
+    @classmethod
+    def fused(cls, index: int, name: str, op_type: str, at: int, into: str) -> OpRecord:
+        """An epilogue folded into ``into``: no time, no work of its own."""
+        return cls(index, name, op_type, at, at, (), 0, 0, 0, "fused", 0, 0, 0, 0, 0, 0, "", into)
+
     @property
     def cycles(self) -> int:
         return self.end - self.start

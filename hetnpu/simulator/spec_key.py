@@ -1,0 +1,47 @@
+"""The spec fields the simulator reads, as the key of its caches: two specs equal on these
+simulate alike, whatever else (names of sources, capacities it never reads) differs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["chip_key"]
+
+_SPEC_FIELDS = (
+    "name",
+    "architecture",
+    "ai_cores",
+    "vector_cores",
+    "clock_hz",
+    "cube_mkn_fp16",
+    "cube_mkn_int8",
+    "cube_mkn_fp32",
+    "cube_latency_cycles",
+    "vector_bytes_per_cycle",
+    "vector_latency_cycles",
+    "scalar_issue_cycles",
+    "flag_ids",
+    "l0a_bytes",
+    "l0b_bytes",
+    "l0c_bytes",
+    "l1_bytes",
+    "ub_bytes",
+    "mte2_bytes_per_cycle",
+    "mte2_l2_bytes_per_cycle",
+    "mte1_l0a_bytes_per_cycle",
+    "mte1_l0b_bytes_per_cycle",
+    "mte3_bytes_per_cycle",
+    "fixpipe_bytes_per_cycle",
+    "l1_to_ub_bytes_per_cycle",
+    "mte_latency_cycles",
+    "gm_latency_cycles",
+    "task_launch_s",
+    "l2_bytes",
+    "l2_bytes_per_s",
+    "hbm_bytes_per_s",
+)
+
+
+def chip_key(spec: Any) -> tuple[Any, ...]:
+    """The spec fields the simulator reads, as a hashable cache key."""
+    return tuple(getattr(spec, f) for f in _SPEC_FIELDS)
