@@ -186,6 +186,13 @@ def _print_summary(console: Console, res: Any, batch: int, model: str) -> None:
         f" GB/s; {res.events:,} SimPy events in {res.wall_s:.3g} s"
     )
     console.print("unit busy: " + ", ".join(f"{u} {b:.1%}" for u, b in res.unit_busy.items()))
+    if res.launch_cycles:
+        kernels = sum(1 for o in res.ops if o.launch_cycles)
+        console.print(
+            f"kernel launches: {kernels} x {res.spec.task_launch_s * 1e6:.3g} us = "
+            f"{res.launch_cycles / res.clock_hz * 1e3:.4g} ms "
+            f"({res.launch_cycles / res.cycles:.1%} of the run)"
+        )
     table = Table(
         "op",
         "type",

@@ -51,6 +51,19 @@ def test_cli_set_overrides_a_chip_field(mm_relu_model, tmp_path) -> None:
     assert json.loads(slow.read_text())["cycles"] > json.loads(fast.read_text())["cycles"]
 
 
+def test_cli_reports_the_kernel_launches_and_their_share(mm_relu_model, tmp_path, capsys) -> None:
+    # MatMul -> ReLU -> Softmax is two kernels: the ReLU folds into the MatMul's epilogue.
+    args = ["simulate", mm_relu_model, "--chip", "ascend910", "--input-shape", "A=64,256"]
+    assert main([*args, "--set", "task_launch_s=2e-6", "--json", str(tmp_path / "s.json")]) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    per_kernel = round(2e-6 * 976_562_500)
+    assert summary["launch_cycles"] == 2 * per_kernel
+    out = capsys.readouterr().out
+    assert "kernel launches: 2 x 2 us" in out
+    assert main([*args, "--set", "task_launch_s=0"]) == 0
+    assert "kernel launches" not in capsys.readouterr().out
+
+
 def test_cli_bad_chip_key_is_one_line_exit_2(mm_relu_model, capsys) -> None:
     code = main(
         [
