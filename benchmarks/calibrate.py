@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hetnpu.atomic import atomic_write_text  # noqa: E402
-from hetnpu.fidelity import load_table, predict, target  # noqa: E402
+from hetnpu.fidelity import load_table, predict_table  # noqa: E402
 from hetnpu.fidelity.calibrate import fit_launch, leave_one_model_out  # noqa: E402
 
 PRESETS = ROOT / "hetnpu" / "devices" / "presets"
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
     args = parser.parse_args(argv)
-    preds = [predict(t) for r in load_table() if not isinstance(t := target(r), str)]
+    preds, _ = predict_table(load_table())
     fits = fit_launch(preds)
     for preset, fit in fits.items():
         print(

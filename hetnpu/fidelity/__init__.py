@@ -5,7 +5,7 @@ simulates for it; :mod:`~hetnpu.fidelity.predict` simulates a row. ``benchmarks/
 prints the comparison with its error figures.
 """
 
-from hetnpu.fidelity.predict import Prediction, predict
+from hetnpu.fidelity.predict import Prediction, predict, predict_table
 from hetnpu.fidelity.table import Row, Target, load_table, target
 
-__all__ = ["Prediction", "Row", "Target", "load_table", "predict", "target"]
+__all__ = ["Prediction", "Row", "Target", "load_table", "predict", "predict_table", "target"]

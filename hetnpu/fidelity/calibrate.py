@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from hetnpu.fidelity.predict import Prediction
 
-__all__ = ["Fit", "fit_launch", "kernels", "leave_one_model_out", "refit", "value_at"]
+__all__ = ["Fit", "fit_launch", "kernels", "leave_one_model_out", "value_at"]
 
 MAX_LAUNCH_S = 50e-6
 """Upper end of the search: a launch cost beyond 50 us per kernel would contradict the A2
@@ -97,15 +97,6 @@ def fit_launch(preds: Sequence[Prediction]) -> dict[str, Fit]:
             preset, value, tuple(sorted(p.target.row.index for p in mine)), _mape(mine, value)
         )
     return out
-
-
-def refit(preds: Sequence[Prediction], fits: dict[str, Fit]) -> dict[int, float]:
-    """Row index -> simulated metric with each chip's fitted launch cost."""
-    return {
-        p.target.row.index: value_at(p, fits[p.target.preset].task_launch_s)
-        for p in preds
-        if p.target.preset in fits
-    }
 
 
 def leave_one_model_out(preds: Iterable[Prediction]) -> dict[int, float]:

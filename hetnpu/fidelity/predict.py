@@ -8,7 +8,7 @@ only) and loaded once per (builder, batch, options); every chip variant of a fit
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +16,11 @@ import onnx
 from onnx import TensorProto, helper
 
 from hetnpu.devices.presets import load_npu
-from hetnpu.fidelity.table import Target
+from hetnpu.fidelity.table import Row, Target, target
 from hetnpu.graph import Graph, load
 from hetnpu.simulator import SimResult, simulate
 
-__all__ = ["Prediction", "matmul_model", "predict", "target_graph"]
+__all__ = ["Prediction", "matmul_model", "predict", "predict_table", "target_graph"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,15 @@ def predict(target: Target, overrides: Mapping[str, Any] | None = None) -> Predi
     else:
         raise ValueError(f"row {row.index}: no reading of metric {row.metric!r} in {row.unit!r}")
     return Prediction(target, value, res)
+
+
+def predict_table(rows: Sequence[Row]) -> tuple[list[Prediction], list[tuple[Row, str]]]:
+    """Every row simulated that can be, and the others with the reason they cannot."""
+    preds, skipped = [], []
+    for row in rows:
+        t = target(row)
+        if isinstance(t, str):
+            skipped.append((row, t))
+        else:
+            preds.append(predict(t))
+    return preds, skipped

@@ -26,6 +26,7 @@ conflicts, NoC topology, and overlap between consecutive ops (a launch included)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -161,7 +162,7 @@ class _Run:
     # --- the driver ---------------------------------------------------------------------
     def driver(self):
         env = self.env
-        nodes = self.nodes()
+        nodes = self.run_order
         for i, node in enumerate(nodes):
             if self.progress is not None:
                 self.progress(i, len(nodes))
@@ -187,7 +188,8 @@ class _Run:
         if self.progress is not None:
             self.progress(len(nodes), len(nodes))
 
-    def nodes(self) -> list[Node]:
+    @functools.cached_property
+    def run_order(self) -> list[Node]:
         """The ops in run order: ATC's input TransData first, constants folded away, and the
         TransData of every format boundary just before the op that needs it."""
         inputs = input_transdata(self.graph)
@@ -217,7 +219,7 @@ class _Run:
     def lower_all(self) -> None:
         """Lower every op the chip will run (into the lowering cache), without running any:
         under an event budget this refuses a model too big for it before the first event."""
-        for node in self.nodes():
+        for node in self.run_order:
             if node.name in self.fused:
                 continue
             try:

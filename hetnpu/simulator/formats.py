@@ -22,7 +22,7 @@ import onnx
 
 from hetnpu.graph.ir import Graph, Node
 
-__all__ = ["ND_ONLY", "NEEDS_5HD", "format_transdata"]
+__all__ = ["ND_ONLY", "NEEDS_5HD", "format_transdata", "transdata_node"]
 
 NEEDS_5HD = frozenset(
     {
@@ -57,9 +57,11 @@ def _activation(graph: Graph, name: str) -> bool:
     )
 
 
-def _transdata(tensor: str, dst: str) -> Node:
+def transdata_node(tensor: str, dst: str, name: str | None = None) -> Node:
+    """A synthetic TransData of ``tensor`` (in place) into ``dst`` (``NC1HWC0`` or ``ND``);
+    index -1 marks it as ATC's, not an ONNX op to ask the capability check about."""
     return Node(
-        f"TransData:{tensor}:{dst}",
+        name or f"TransData:{tensor}:{dst}",
         "TransData",
         "",
         (tensor,),
@@ -85,7 +87,7 @@ def format_transdata(graph: Graph, converted_inputs: frozenset[str]) -> dict[str
         if fmt.get(tensor, _ND) == want or (tensor, want) in done:
             return
         done.add((tensor, want))
-        before.setdefault(node.name, []).append(_transdata(tensor, want))
+        before.setdefault(node.name, []).append(transdata_node(tensor, want))
 
     for node in graph:
         if node.is_constant:

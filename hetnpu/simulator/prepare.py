@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import math
 
-import onnx
-
 from hetnpu.devices.names import NPU
 from hetnpu.devices.rates import device_itemsize, npu_rates
 from hetnpu.graph.cost import node_cost
 from hetnpu.graph.ir import Graph, Node
 from hetnpu.graph.opfamilies import FILL, MOVEMENT, PARTIAL_READ_OPS
+from hetnpu.simulator.formats import transdata_node
 from hetnpu.simulator.lowering import FUSE_INTO, FUSED_EPILOGUES, Unsupported, dev_nbytes
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
 from hetnpu.simulator.tiler import Precision
@@ -97,20 +96,7 @@ def input_transdata(graph: Graph) -> list[Node]:
         if not (t.dtype.startswith("float") and t.shape is not None and len(t.shape) == 4):
             continue
         if any(c.op_type == "Conv" for c in graph.consumers(name)):
-            out.append(
-                Node(
-                    f"TransData:{name}",
-                    "TransData",
-                    "",
-                    (name,),
-                    (name,),
-                    {"dst_format": "NC1HWC0"},
-                    (),
-                    -1,
-                    False,
-                    onnx.NodeProto(),
-                )
-            )
+            out.append(transdata_node(name, "NC1HWC0", name=f"TransData:{name}"))
     return out
 
 

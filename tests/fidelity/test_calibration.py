@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hetnpu.fidelity import load_table, predict, target
+from hetnpu.fidelity import load_table, predict, predict_table, target
 from hetnpu.fidelity.calibrate import fit_launch, leave_one_model_out, value_at
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "fidelity" / "calibration.csv"
@@ -25,7 +25,7 @@ MARGIN = 0.02
 
 @pytest.fixture(scope="module")
 def predictions():
-    return [predict(t) for r in load_table() if not isinstance(t := target(r), str)]
+    return predict_table(load_table())[0]
 
 
 def test_the_packaged_table_is_the_shared_one() -> None:
