@@ -13,7 +13,7 @@ from hetnpu.devices import presets
 from hetnpu.devices.spec import CpuSpec, GpuSpec, NpuSpec, flat_keys
 from hetnpu.errors import ConfigError
 
-NPU_PRESETS = ["ascend310", "ascend310p", "ascend910", "ascend910b"]
+NPU_PRESETS = ["ascend310", "ascend310p", "ascend910", "ascend910b", "ascend910b4"]
 ALL_PRESETS = [*NPU_PRESETS, "cpu_x86", "gpu_datacentre"]
 
 # The presets' values as ascend-facts.md gives them (the section and source tag beside each),
@@ -114,6 +114,20 @@ SOURCED: dict[str, dict[str, object]] = {
         "published_fp16_flops": None,  # §0: 353.9 TF is [DERIVED], no vendor figure
         "published_int8_ops": None,  # §0: 707.8 TOPS is [DERIVED]
     },
+    "ascend910b4": {
+        "architecture": "split",  # [HIA-ARCH] §1.9: Atlas A2 is separated
+        "soc_version": "Ascend910B4",  # [ATC-FW] §4.3
+        "ai_cores": 20,  # [INI-910B4] §1.9: 20 AIC
+        "vector_cores": 40,  # [INI-910B4] §1.9: 40 AIV
+        "cube_mkn_fp16": (16, 16, 16),  # [INI-910B4] §1.1: DtypeMKN
+        "cube_mkn_int8": (16, 32, 16),  # [INI-910B1/B4] §1.1: DtypeMKN int8 16,32,16
+        "clock_hz": 1.5e9,  # ⚠ [INI-910B4] §2: cube_freq 1500 (3P test fixture)
+        "ub_bytes": 196_608,  # as the 910B2 [INI-910B2] §1.4
+        "l2_bytes": 96 * 1024**2,  # [INI-910B4] §2
+        "hbm_bytes": 32 * 1024**3,  # [INI-910B4] §2
+        "hbm_bytes_per_s": 0.96e12,  # ⚠ [DERIVED] §1.5: 20 x 32 B x 1.5 GHz
+        "published_fp16_flops": None,  # §2: 245.76 TF is derived from the ini, not published
+    },
 }
 
 
@@ -172,6 +186,8 @@ HAND_PEAKS = [
     ("ascend910b", "fp16", 24, (16, 16, 16), 1.8e9, 353.8944e12),
     # 24 x 8192 x 2 x 1.8 GHz = 707.7888 TOPS (§0 lists 707.8 [DERIVED])
     ("ascend910b", "int8", 24, (16, 32, 16), 1.8e9, 707.7888e12),
+    # 20 x 4096 x 2 x 1.5 GHz [INI-910B4] = 245.76 TFLOPS (§2 lists 245.76, 3P, derived)
+    ("ascend910b4", "fp16", 20, (16, 16, 16), 1.5e9, 245.76e12),
 ]
 
 
