@@ -133,11 +133,16 @@ def _conv_limits(node: Node, graph: Graph) -> str | None:
     dilations, strides = _spatial(node, graph, "dilations", 1), _spatial(node, graph, "strides", 1)
     if rank not in (4, 5):
         return f"Conv on a {rank}-D input not supported (CANN: 4-D or 5-D)"
-    # The page says group must be 1; depthwise (group = in = out channels) lowers to
-    # DepthwiseConv2D, the only grouped case MindSpore's Ascend Conv2D accepts.
-    if group != 1 and not group == x.shape[1] == w.shape[0]:
-        dil = f" and dilations={dilations}" if any(d != 1 for d in dilations) else ""
-        return f"Conv with group={group}{dil} not supported (CANN: group=1 or depthwise)"
+    # The op page says "group must be 1", but CANN's ONNX Conv parser plugin passes `group` on
+    # as Conv2D's `groups` attribute (ops-nn common/src/framework/conv_onnx_plugin.cpp), and
+    # grouped networks compiled by ATC were measured on the chip (the ModelZoo ResNeXt-50 and
+    # ShuffleNetV1 rows of the calibration table), so grouped convolution is accepted; only
+    # channel counts that the groups do not divide are refused.
+    if group < 1 or x.shape[1] % group or w.shape[0] % group:
+        return (
+            f"Conv with group={group} does not divide its {x.shape[1]} input and "
+            f"{w.shape[0]} output channels"
+        )
     if rank == 5 and node.attrs.get("auto_pad", "NOTSET") != "NOTSET":
         return "3-D Conv with auto_pad other than NOTSET not supported"
     checks = (
@@ -185,14 +190,10 @@ def _maxpool_limits(node: Node, graph: Graph) -> str | None:
 
 
 def _avgpool_limits(node: Node, graph: Graph) -> str | None:
-    # count_include_pad decides only how padded cells count; with no padding the op is the
-    # same either way (PyTorch exports set it to 1 regardless), so only a padded one is refused.
-    padded = any(node.attrs.get("pads", ())) or node.attrs.get("auto_pad", "NOTSET") in (
-        "SAME_UPPER",
-        "SAME_LOWER",
-    )
-    if node.attrs.get("count_include_pad", 0) and padded:
-        return "AveragePool with count_include_pad=1 and padding not supported"
+    # The op page lists no count_include_pad; CANN's ONNX AveragePool parser maps it onto the
+    # AvgPool kernel's `exclusive` attribute (exclusive = not count_include_pad), and padded
+    # torchvision pools (count_include_pad=1, Inception-v3's branch pools) were measured on the
+    # chip, so neither setting is refused.
     return _pool_limits(node, graph, frozenset({"NOTSET", "SAME_UPPER", "VALID"}))
 
 
