@@ -6,6 +6,13 @@ onnxruntime traces into one shape for :mod:`~hetnpu.traces.summary` (op table, u
 utilisation, diffs) and :mod:`~hetnpu.traces.report` (a self-contained HTML page; import it
 explicitly, it loads plotly). :mod:`~hetnpu.traces.system` writes whole-system timelines and
 :mod:`~hetnpu.traces.runtime` measured ones.
+
+Real Ascend profiles (msprof ``op_summary``/``op_statistic`` CSVs and timeline JSON, torch_npu
+``kernel_details.csv`` and ``trace_view.json``) read through :func:`read_trace` too
+(:mod:`~hetnpu.traces.msprof_read`); :mod:`~hetnpu.traces.msprof_write` writes a run in
+msprof's schema. :mod:`~hetnpu.traces.attribution` says which mechanism each op's time came
+from, :mod:`~hetnpu.traces.breakdown` where a run's time went, and
+:mod:`~hetnpu.traces.compare` matches a real profile's ops with a simulated run's.
 """
 
 from __future__ import annotations

@@ -12,7 +12,15 @@ The object form ``{"displayTimeUnit": "ns", "otherData": {...}, "traceEvents": [
 - ``s``/``f`` flow arrows, when the graph is given, from each producer op to the transfer that
   loads its output into the consumer (the consumer's MTE2 span on its first core, else the
   consumer's own span);
+- msprof's device lanes, so the trace reads as msprof's does in MindStudio Insight: an
+  "Ascend Hardware" process with a "Stream 0" thread holding each op as a task (args Task Type,
+  Stream Id, Task Id, OP Type), and an "Overlap Analysis" process with Computing,
+  Communication, Communication(Not Overlapped) and Free lanes;
 - ``M`` metadata naming every pid and tid, with sort indices.
+
+Each op span carries its mechanism (:mod:`~hetnpu.traces.attribution`: cube, vector, memory,
+dispatch, sync, layout) in ``args.mechanism`` with its cycles per mechanism, and is coloured by
+it (``cname``).
 
 Timestamps are microseconds from the run's start, rounded to picoseconds, with ``dur`` taken as
 the difference of rounded ends so adjacent spans share their boundary exactly; flow ids count
@@ -26,25 +34,26 @@ and flows between instructions inside an op (set_flag/wait_flag pairs are not re
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
 
-from hetnpu.atomic import atomic_open
 from hetnpu.devices.rates import npu_rates
 from hetnpu.errors import ConfigError
 from hetnpu.simulator.isa import UNITS
+from hetnpu.traces.attribution import COLOURS, op_mechanism, op_time_parts
+from hetnpu.traces.events import write_trace_file
+from hetnpu.traces.msprof_schema import core_kind, task_type
 
 __all__ = ["chip_roof", "chrome_trace", "iter_events", "write_chrome_trace"]
 
 _LEVELS = ("op", "instr")
 _STREAM_TID = 1
+_STREAM_ID = 0
+_HARDWARE, _OVERLAP = "Ascend Hardware", "Overlap Analysis"
+# msprof's overlap lanes, in its order (tid = index); a single chip never communicates.
+_OVERLAP_LANES = ("Computing", "Communication", "Communication(Not Overlapped)", "Free")
 _MTE_IN = "MTE2"
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
 class _Clock:
@@ -147,6 +156,9 @@ def _op_args(op: Any, graph: Any, fused: dict[str, list[str]]) -> dict[str, Any]
         "hbm_bytes": op.hbm_bytes,
         "gm_bytes": op.gm_bytes,
         "tile": op.tile,
+        "mechanism": op_mechanism(op),
+        "mechanism_cycles": op_time_parts(op),
+        "task_type": task_type({core_kind(c) for c, _s, _e in op.cores}),
     }
     if fused.get(op.name):
         args["fused"] = fused[op.name]
@@ -230,6 +242,16 @@ def iter_events(
     for pid, tid in _lanes(result.cores, raw):
         yield _meta(pid, tid, "thread_name", UNITS[tid - 1])
         yield _meta(pid, tid, "thread_sort_index", tid)
+    hw, overlap = len(result.cores) + 1, len(result.cores) + 2
+    yield _meta(hw, 0, "process_name", _HARDWARE)
+    yield _meta(hw, 0, "process_sort_index", hw)
+    yield _meta(hw, _STREAM_TID, "thread_name", f"Stream {_STREAM_ID}")
+    yield _meta(hw, _STREAM_TID, "thread_sort_index", _STREAM_ID)
+    yield _meta(overlap, 0, "process_name", _OVERLAP)
+    yield _meta(overlap, 0, "process_sort_index", overlap)
+    for tid, lane in enumerate(_OVERLAP_LANES):
+        yield _meta(overlap, tid, "thread_name", lane)
+        yield _meta(overlap, tid, "thread_sort_index", tid)
     # The chip's stream: ops, counters and flow starts, sorted like every lane.
     stream = sorted(ops, key=lambda o: (o.start, o.cycles, o.name))
     for op in stream:
@@ -242,6 +264,7 @@ def iter_events(
             "ts": clock.ts(op.start),
             "dur": clock.dur(op.start, op.end),
             "args": _op_args(op, graph, fused),
+            **({"cname": COLOURS[m]} if (m := op_mechanism(op)) else {}),
         }
     yield from _counters(stream, result.clock_hz, clock)
     roots = {o.name: o.fused_into for o in result.ops if o.fused_into is not None}
@@ -283,6 +306,7 @@ def iter_events(
             "dur": clock.dur(start, end),
             "args": args,
         }
+    yield from _msprof_lanes(stream, result.cycles, clock, hw, overlap)
     for fid, (tensor, _nbytes, _src, (pid, tid, cycle)) in enumerate(flows, 1):
         yield {
             "ph": "f",
@@ -294,6 +318,56 @@ def iter_events(
             "tid": tid,
             "ts": clock.ts(cycle),
         }
+
+
+def _msprof_lanes(
+    stream: list[Any], cycles: int, clock: _Clock, hw: int, overlap: int
+) -> Iterator[dict[str, Any]]:
+    """msprof's device lanes: each op as a task of stream 0 on "Ascend Hardware", and the
+    "Overlap Analysis" lanes: Computing while any op runs, Free in between (launch gaps)."""
+    timed = [o for o in stream if o.end > o.start]
+    for task_id, op in enumerate(timed):
+        yield {
+            "ph": "X",
+            "name": op.name,
+            "cat": "task",
+            "pid": hw,
+            "tid": _STREAM_TID,
+            "ts": clock.ts(op.start),
+            "dur": clock.dur(op.start, op.end),
+            "args": {
+                "Model Id": 0,
+                "Stream Id": _STREAM_ID,
+                "Task Id": task_id,
+                "Task Type": task_type({core_kind(c) for c, _s, _e in op.cores}),
+                "OP Type": op.op_type,
+            },
+        }
+    busy: list[list[int]] = []
+    for op in timed:
+        if busy and op.start <= busy[-1][1]:
+            busy[-1][1] = max(busy[-1][1], op.end)
+        else:
+            busy.append([op.start, op.end])
+    free, last = [], 0
+    for start, end in busy:
+        if start > last:
+            free.append((last, start))
+        last = end
+    if cycles > last:
+        free.append((last, cycles))
+    for tid, spans in ((0, busy), (len(_OVERLAP_LANES) - 1, free)):
+        for start, end in spans:
+            yield {
+                "ph": "X",
+                "name": _OVERLAP_LANES[tid],
+                "cat": "overlap",
+                "pid": overlap,
+                "tid": tid,
+                "ts": clock.ts(start),
+                "dur": clock.dur(start, end),
+                "args": {},
+            }
 
 
 def _lanes(cores: tuple[str, ...], raw: list[tuple[Any, ...]]) -> list[tuple[int, int]]:
@@ -407,11 +481,5 @@ def write_chrome_trace(
     only once complete, so a killed writer leaves the previous file (or none).
     """
     level = _check_level(result, level)
-    head = {"displayTimeUnit": "ns", "otherData": _other_data(result, level, spec)}
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        f.write(_dumps(head)[:-1] + ',"traceEvents":[\n')
-        sep = ""
-        for event in iter_events(result, level, graph=graph, spec=spec):
-            f.write(sep + _dumps(event))
-            sep = ",\n"
-        f.write("\n]}\n")
+    events = iter_events(result, level, graph=graph, spec=spec)
+    write_trace_file(path, _other_data(result, level, spec), events)

@@ -8,11 +8,17 @@ onnxruntime's profile JSON, or any other Chrome trace.
   ``X`` events per stage, op and transfer) reads this way.
 - onnxruntime (``enable_profiling``): ``Node`` events named ``<node>_kernel_time`` are ops, on
   the device of their ``provider``; each provider is one unit.
+- msprof / torch_npu: ``op_summary``, ``op_statistic`` and ``kernel_details`` CSVs, and
+  timelines with an "Ascend Hardware" process (:mod:`~hetnpu.traces.msprof_read`);
 - anything else: every ``X`` event is an op on the device its process names.
+
+A hetnpu trace's "Ascend Hardware" and "Overlap Analysis" processes repeat its ops in msprof's
+shape for other tools; they are neither ops nor units here.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +49,22 @@ class OpSpan:
     bytes: int = 0
     """Bytes the op moved to or from GM (HBM and L2), else the bytes its tensors hold."""
     hbm_bytes: int = 0
+    task_type: str = ""
+    """msprof's Task Type (``AI_CORE``, ``AI_VECTOR_CORE``, ``MIX_AIC``, ``AI_CPU``, ``HCCL``)."""
+    count: int = 1
+    """Runs this row stands for (an ``op_statistic`` row adds up many)."""
+    wait_us: float = 0.0
+    """Time since the previous task ended (msprof's Task Wait Time)."""
+    launch_us: float = 0.0
+    """Time the task scheduler spent starting this op, just before ``start_us`` (simulated)."""
+    mechanism: str = ""
+    """Where the op's time went (:mod:`~hetnpu.traces.attribution`), when the trace says."""
+    parts: tuple[tuple[str, float], ...] = ()
+    """µs per mechanism (launch included) of a simulated op, when the trace records them."""
+    pipe: tuple[tuple[str, float | None], ...] = ()
+    """PipeUtilization figures by msprof column name (``aic_mac_ratio``, ``aicore_time(us)``…)."""
+    attrs: tuple[tuple[str, str], ...] = ()
+    """Other msprof text columns by name (``Input Shapes``, ``Output Formats``…)."""
 
     @property
     def utilisation(self) -> float | None:
@@ -123,7 +145,16 @@ def read_trace(source: Any) -> Trace:
         The file cannot be read, is not JSON, or holds no trace events.
     """
     where = str(source) if not isinstance(source, dict | list) else "trace"
+    if isinstance(source, str | os.PathLike) and os.fspath(source).lower().endswith(".csv"):
+        from hetnpu.traces.msprof_read import read_msprof_csv
+
+        return read_msprof_csv(source)
     events, other = _events(load_json(source), where)
+    if not str(other.get("generator", "")).startswith("hetnpu"):
+        from hetnpu.traces.msprof_read import is_ascend_timeline, read_ascend_timeline
+
+        if is_ascend_timeline(events):
+            return read_ascend_timeline(events, where)
     if any(e.get("cat") == "Node" and str(e.get("name", "")).endswith(_ORT_SUFFIX) for e in events):
         return _read_ort(events)
     if str(other.get("generator", "")).startswith("hetnpu") or any(
@@ -154,15 +185,27 @@ def _names(events: list[dict[str, Any]], kind: str) -> dict[Any, str]:
     return out
 
 
+_MSPROF_LANES = frozenset({"Ascend Hardware", "Overlap Analysis"})
+_ATTRS = (
+    ("input_shapes", "Input Shapes"),
+    ("input_dtypes", "Input Data Types"),
+    ("input_formats", "Input Formats"),
+    ("output_shapes", "Output Shapes"),
+    ("output_dtypes", "Output Data Types"),
+    ("output_formats", "Output Formats"),
+)
+
+
 def _read_hetnpu(events: list[dict[str, Any]], other: dict[str, Any]) -> Trace:
     procs = _names(events, "process_name")
-    threads = _names(events, "thread_name")
+    skip = {pid for pid, name in procs.items() if name in _MSPROF_LANES}
+    threads = {k: v for k, v in _names(events, "thread_name").items() if k[0] not in skip}
     clock = _num(other.get("clock_hz")) or 0.0
     chip = str(other.get("chip", ""))
     op_pids = {e.get("pid") for e in events if e.get("ph") == "X" and e.get("cat") == "op"}
     ops, units = [], []
     for e in events:
-        if e.get("ph") != "X":
+        if e.get("ph") != "X" or e.get("pid") in skip:
             continue
         pid, args = e.get("pid"), e.get("args") or {}
         lane = procs.get(pid, str(pid))
@@ -185,6 +228,16 @@ def _read_hetnpu(events: list[dict[str, Any]], other: dict[str, Any]) -> Trace:
                     _int(args.get("flops")),
                     _int(args.get("gm_bytes")) or _int(args.get("bytes")),
                     _int(args.get("hbm_bytes")),
+                    launch_us=_int(args.get("launch_cycles")) / clock * 1e6 if clock else 0.0,
+                    task_type=str(args.get("task_type", "")),
+                    mechanism=str(args.get("mechanism", "")),
+                    parts=tuple(
+                        (str(m), _num(c) / clock * 1e6)
+                        for m, c in (args.get("mechanism_cycles") or {}).items()
+                    )
+                    if clock
+                    else (),
+                    attrs=tuple((col, str(args[key])) for key, col in _ATTRS if key in args),
                 )
             )
             continue

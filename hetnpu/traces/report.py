@@ -24,6 +24,8 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from hetnpu.atomic import atomic_write_text
+from hetnpu.traces.attribution import COLOURS
+from hetnpu.traces.breakdown import critical_path, time_by_mechanism, time_by_type, top_ops
 from hetnpu.traces.read import Trace, read_trace
 from hetnpu.traces.summary import OP_COLUMNS, op_summary, unit_utilisation
 
@@ -83,6 +85,23 @@ table.sortable td:nth-child(-n+3){text-align:left}
 .fig{width:100%;min-height:320px}"""
 
 
+# The trace's catapult colour names as CSS colours, so page and trace agree.
+_MECH_COLOUR = {
+    **{
+        m: {
+            "good": "#4c9a2a",
+            "olive": "#808000",
+            "thread_state_iowait": "#e08a1e",
+            "grey": "#888888",
+            "yellow": "#d4b000",
+            "terrible": "#c0392b",
+        }[c]
+        for m, c in COLOURS.items()
+    },
+    "other": "#bbbbbb",
+}
+
+
 def _natural(s: str) -> tuple[Any, ...]:
     # "core2" before "core10".
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s))
@@ -92,19 +111,23 @@ def _timeline(tr: Trace) -> go.Figure:
     fig = go.Figure()
     t0 = min((o.start_us for o in tr.ops), default=0.0)
     by_dev: dict[str, list[Any]] = defaultdict(list)
+    by_type: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for o in tr.ops:
         by_dev[o.device].append(o)
-    for dev, ops in sorted(by_dev.items()):
+        by_type[(o.device, o.op_type)].append(o)
+    # One bar trace per (device, op type): the legend names the types, plotly colours them.
+    for (dev, op_type), ops in sorted(by_type.items()):
         fig.add_trace(
             go.Bar(
-                name=f"{dev} ops",
+                name=f"{op_type or '?'}" if len(by_dev) == 1 else f"{dev}: {op_type or '?'}",
+                legendgroup=op_type,
                 meta="op",
                 orientation="h",
                 y=[dev] * len(ops),
                 base=[round(o.start_us - t0, 6) for o in ops],
                 x=[o.dur_us for o in ops],
                 text=[o.name for o in ops],
-                customdata=[[o.op_type, o.bound] for o in ops],
+                customdata=[[o.op_type, o.mechanism or o.bound or "-"] for o in ops],
                 hovertemplate="%{text} (%{customdata[0]})<br>start %{base} µs, "
                 "%{x} µs<br>%{customdata[1]}<extra></extra>",
                 textposition="none",
@@ -221,10 +244,106 @@ def _table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+_MECH_LABEL = {
+    "cube": "Cube",
+    "vector": "Vector",
+    "memory": "MTE (memory)",
+    "dispatch": "dispatch (kernel launch)",
+    "sync": "sync (latency, flags)",
+    "layout": "layout conversion (TransData)",
+    "other": "other (not attributed)",
+}
+
+
+def _share(v: float) -> str:
+    return f'<td data-v="{v!r}">{v:.1%}</td>'
+
+
+def _plain_table(table_id: str, head: list[str], rows: list[list[Any]]) -> str:
+    """A sortable table; ``share`` columns show percentages (``data-v`` keeps the fraction)."""
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "\n".join(
+        "<tr>"
+        + "".join(_share(v) if h == "share" else _cell(v) for h, v in zip(head, r, strict=True))
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        f'<table class="sortable" id="{table_id}"><thead><tr>{cells}</tr></thead>'
+        f"<tbody>\n{body}\n</tbody></table>"
+    )
+
+
+def _where(tr: Trace) -> tuple[str, dict[str, Any], go.Figure]:
+    """The page's opening: time by mechanism and by op type, the critical path, the ten ops
+    that matter most (HTML, the same numbers as JSON, and a bar figure)."""
+    mech = time_by_mechanism(tr)
+    total = sum(mech.values()) or 1.0
+    types = time_by_type(tr)
+    path = critical_path(tr)
+    top = top_ops(tr, 10)
+    summary = {
+        "total_us": sum(mech.values()),
+        "by_mechanism_us": mech,
+        "by_type": types,
+        "critical_path": path,
+        "top_ops": top,
+    }
+    shown = [(m, us) for m, us in mech.items() if us > 0]
+    fig = go.Figure(
+        go.Bar(
+            x=[us for _m, us in shown],
+            y=[_MECH_LABEL[m] for m, _us in shown],
+            orientation="h",
+            text=[f"{us / total:.1%}" for _m, us in shown],
+            marker_color=[_MECH_COLOUR[m] for m, _us in shown],
+            name="µs",
+        )
+    )
+    fig.update_layout(
+        title="Where the time went, by mechanism (µs)",
+        height=max(240, 40 * len(shown) + 120),
+        yaxis={"autorange": "reversed"},
+    )
+    by_mech = _plain_table(
+        "by-mechanism",
+        ["mechanism", "µs", "share"],
+        [[_MECH_LABEL[m], round(us, 6), us / total] for m, us in shown],
+    )
+    by_type = _plain_table(
+        "by-type",
+        ["op type", "ops", "µs", "share", "mechanism"],
+        [[r["type"], r["ops"], round(r["us"], 6), r["share"], r["mechanism"]] for r in types],
+    )
+    top_table = _plain_table(
+        "top-ops",
+        ["op", "type", "device", "µs", "share", "mechanism"],
+        [
+            [r["op"], r["type"], r["device"], round(r["us"], 6), r["share"], r["mechanism"]]
+            for r in top
+        ],
+    )
+    path_types = ", ".join(f"{t} {us:.4g} µs" for t, us in path["by_type"][:5])
+    text = (
+        "<h2>Where the time went</h2>\n"
+        f'<div id="mechanisms" class="fig"></div>\n{by_mech}\n'
+        f"<h3>By op type</h3>\n{by_type}\n"
+        f'<h3>Critical path</h3>\n<p id="critical-path" data-ops="{len(path["ops"])}" '
+        f'data-busy-us="{path["busy_us"]!r}" data-idle-us="{path["idle_us"]!r}">'
+        f"{len(path['ops'])} ops set the run's length: {path['busy_us']:.6g} µs busy, "
+        f"{path['idle_us']:.6g} µs idle between them; "
+        f"{html.escape(path_types)}.</p>\n"
+        f"<h3>The ten ops that matter most</h3>\n{top_table}\n"
+    )
+    return text, summary, fig
+
+
 def render_report(source: Any, title: str | None = None) -> str:
     """The HTML page for a trace (a :class:`Trace` or anything :func:`read_trace` reads)."""
     tr = source if isinstance(source, Trace) else read_trace(source)
+    opening, summary, mech_fig = _where(tr)
     figs = {
+        "mechanisms": mech_fig,
         "timeline": _timeline(tr),
         "utilisation": _utilisation(tr),
         "roofline": _roofline(tr),
@@ -240,15 +359,18 @@ def render_report(source: Any, title: str | None = None) -> str:
         f"{len(tr.ops)} ops, {tr.wall_us:.6g} µs from first start to last end; trace kind "
         f"{tr.kind}; level {meta.get('level', '-')}; precision {meta.get('precision', '-')}"
     )
-    divs = "\n".join(f'<div id="{k}" class="fig"></div>' for k in figs)
+    divs = "\n".join(f'<div id="{k}" class="fig"></div>' for k in figs if k != "mechanisms")
+    summary_json = json.dumps(summary, sort_keys=True).replace("</", "<\\/")
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
         f"<title>{html.escape(name)}</title><style>{_CSS}</style>"
         f"<script>{_HEAD_JS}</script><script>{get_plotlyjs()}</script></head>\n"
         f'<body data-ops="{len(tr.ops)}"><h1>{html.escape(name)}</h1>'
-        f"<p>{html.escape(facts)}</p>\n{divs}\n<h2>Ops (click a header to sort)</h2>\n"
+        f"<p>{html.escape(facts)}</p>\n{opening}<h2>Timeline and units</h2>\n{divs}\n"
+        "<h2>Ops (click a header to sort)</h2>\n"
         f"{_table(op_summary(tr))}\n"
         f'<script type="application/json" id="figures">{payload}</script>\n'
+        f'<script type="application/json" id="summary">{summary_json}</script>\n'
         f"<script>{_TAIL_JS}</script></body></html>\n"
     )
 

@@ -41,7 +41,9 @@ def load_json(source: Any) -> Any:
         except OSError as exc:
             raise InputError(f"{os.fspath(source)}: cannot read ({exc.strerror})") from None
         except json.JSONDecodeError as exc:
-            raise InputError(f"{os.fspath(source)}: not JSON ({exc})") from None
+            # file:line:col, as editors and compilers print it; a truncated file fails here.
+            where = f"{os.fspath(source)}:{exc.lineno}:{exc.colno}"
+            raise InputError(f"{where}: not JSON ({exc.msg})") from None
     return source
 
 

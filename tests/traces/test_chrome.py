@@ -34,9 +34,14 @@ def test_emitted_trace_is_valid_and_complete(sim, tmp_path, level) -> None:
     events = trace["traceEvents"]
     procs = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
     # A process per device and per AI core; a thread per unit, named as msprof's rows.
+    n = len(sim.result.cores)
     assert procs[0] == "ascend910 (chip)"
-    assert sorted(procs) == list(range(len(sim.result.cores) + 1))
-    threads = {e["args"]["name"] for e in events if e["name"] == "thread_name" and e["pid"]}
+    assert sorted(procs) == list(range(n + 3))
+    # msprof's device lanes come last: tasks per stream, and the overlap analysis.
+    assert (procs[n + 1], procs[n + 2]) == ("Ascend Hardware", "Overlap Analysis")
+    threads = {
+        e["args"]["name"] for e in events if e["name"] == "thread_name" and 0 < e["pid"] <= n
+    }
     assert {"SCALAR", "MTE2", "MTE1", "CUBE", "VECTOR", "MTE3"} <= threads <= set(UNITS)
     ops = [e for e in events if e["ph"] == "X" and e["cat"] == "op"]
     # ATC's TransData of the Conv-fed input comes first; relu1 is fused into conv1.

@@ -71,7 +71,8 @@ def test_report_is_self_contained(sim, tmp_path) -> None:
     assert "Plotly.newPlot" in text and len(text) > 1_000_000  # the bundle is inlined
     assert f'data-ops="{n_ops}"' in text
     assert all(f'id="{k}"' in text for k in ("timeline", "utilisation", "roofline", "traffic"))
-    assert text.count("<tr><td") == n_ops  # the op table
+    ops_table = text[text.index('<table class="sortable" id="ops">') :]
+    assert ops_table[: ops_table.index("</table>")].count("<tr><td") == n_ops
 
 
 @pytest.mark.parametrize("level", ["op", "instr"])
@@ -97,3 +98,72 @@ def test_report_of_a_measured_runtime_trace_renders(tmp_path, chromium) -> None:
     assert body.get("data-ready") == "1"
     assert json.loads(body["data-js-errors"] or "null") == []
     assert body["data-op-bars"] == "4"  # two ops on each of two devices
+
+
+def _summary(page: str) -> dict:
+    return json.loads(re.search(r'id="summary">(.*?)</script>', page, re.S).group(1))
+
+
+def _cells(page: str, table_id: str) -> list[list[str]]:
+    table = page[page.index(f'id="{table_id}"') :]
+    table = table[: table.index("</table>")]
+    return [re.findall(r'data-v="([^"]*)"', row) for row in table.split("<tr>")[2:]]
+
+
+def test_report_opens_with_where_the_time_went_and_its_numbers_are_the_results(
+    sim_launch, tmp_path
+) -> None:
+    from hetnpu.traces.attribution import op_mechanism, result_time_parts
+    from hetnpu.traces.report import render_report
+
+    sim = sim_launch
+    res = sim.result
+    trace = tmp_path / "t.json"
+    write_chrome_trace(res, trace, "op", graph=sim.graph)
+    page = render_report(trace)
+    # The opening comes before the timeline.
+    assert page.index("Where the time went") < page.index('id="timeline"')
+    s = _summary(page)
+    us = 1e6 / res.clock_hz
+    parts = result_time_parts(res.ops)
+    assert s["total_us"] == pytest.approx(sum(parts.values()) * us, rel=1e-9)
+    for m, cycles in parts.items():
+        assert s["by_mechanism_us"][m] == pytest.approx(cycles * us, abs=1e-5), m
+    # The visible table shows the same µs and shares.
+    shown = {row[0]: (float(row[1]), float(row[2])) for row in _cells(page, "by-mechanism")}
+    assert len(shown) == sum(1 for c in parts.values() if c)
+    assert sum(v[0] for v in shown.values()) == pytest.approx(s["total_us"], rel=1e-6)
+    # The ten ops that matter most are the result's costliest, launch included.
+    timed = [o for o in res.ops if o.fused_into is None]
+    costliest = sorted(timed, key=lambda o: (-(o.launch_cycles + o.cycles), o.start))[:10]
+    assert [r["op"] for r in s["top_ops"]] == [o.name for o in costliest]
+    assert [r["mechanism"] for r in s["top_ops"]] == [op_mechanism(o) for o in costliest]
+    assert [row[0] for row in _cells(page, "top-ops")] == [o.name for o in costliest]
+    # By op type: each type's µs is its ops' launch + span.
+    by_type = {r["type"]: r["us"] for r in s["by_type"]}
+    for t in {o.op_type for o in timed}:
+        cyc = sum(o.launch_cycles + o.cycles for o in timed if o.op_type == t)
+        assert by_type[t] == pytest.approx(cyc * us, abs=1e-5)
+    # One stream: the critical path is every op, and its idle time is nil.
+    path = s["critical_path"]
+    assert path["ops"] == [o.name for o in sorted(timed, key=lambda o: o.start)]
+    assert path["busy_us"] == pytest.approx(s["total_us"], rel=1e-9)
+    assert path["idle_us"] == pytest.approx(0, abs=1e-5)
+    # Timeline bars are grouped (named, coloured) by op type.
+    figs = json.loads(re.search(r'id="figures">(.*?)</script>', page, re.S).group(1))
+    names = {t["name"] for t in figs["timeline"]["data"] if t.get("meta") == "op"}
+    assert names == {o.op_type for o in timed}
+
+
+def test_report_of_a_real_profile_renders(tmp_path, chromium) -> None:
+    from tests.traces._profiles import KERNEL_DETAILS_910B
+
+    out = tmp_path / "real.html"
+    assert main(["report", str(KERNEL_DETAILS_910B), "-o", str(out)]) == 0
+    page = out.read_text()
+    s = _summary(page)
+    assert s["by_mechanism_us"]["cube"] == pytest.approx(45.5 + 46 + 496.7)
+    body = body_attrs(dump_dom(chromium, out, tmp_path / "p"))
+    assert body.get("data-ready") == "1"
+    assert json.loads(body["data-js-errors"] or "null") == []
+    assert body["data-op-bars"] == "13"
