@@ -152,9 +152,27 @@ NAMED_REASONS: list[tuple[str, str]] = [
         "near-zero bins",
     ),
     (
-        r"split_to_sequence|if_seq|if_opt",
-        "sequence/optional-typed graph outputs: onnxruntime's Python API rejects this model and "
-        "hetnpu's graph IR holds tensors only",
+        r"^test_loop16_seq_none",
+        "onnx's runner compares a sequence's elements with len(), which fails on this case's "
+        "0-d first element (TypeError in assert_similar_outputs) whatever the runtime returns; "
+        "onnxruntime and onnx's reference evaluator fail it alike",
+    ),
+    (
+        r"^test_maxunpool_export_with_output_shape",
+        "MaxUnpool with output_shape: onnxruntime reads the indices as flat positions in "
+        "output_shape, the suite's expected values as positions in the default output shape, "
+        "padded; the spec does not settle which",
+    ),
+    (
+        r"^test_attention_4d_causal_fp16",
+        "onnxruntime's float16 Attention rounds one of the 192 outputs differently from the "
+        "suite's value, by 4.9e-4: beyond rtol 1e-3 there",
+    ),
+    (
+        r"^test_range_.*_expanded",
+        "bfloat16 inputs send the stage to onnx's reference evaluator, which gives Range's "
+        "expanded function body (a Loop) the wrong output shape, as it does for the float, "
+        "float16 and int32 variants that onnxruntime runs right",
     ),
 ]
 
@@ -166,21 +184,15 @@ REASONS: list[tuple[str, str]] = [
         "when onnxruntime rejects a model at load time, not at run time",
     ),
     (
-        r"has no tensor type",
-        "sequence/optional-typed graph inputs: hetnpu's graph IR and session take tensors only",
+        r"Pillow must be installed",
+        "ImageDecoder's reference implementation needs Pillow: install hetnpu's 'image' extra",
     ),
-    (
-        r"unknown op domain 'ai\.onnx\.preview'",
-        "FlexAttention is in the ai.onnx.preview domain, which hetnpu's graph loader rejects",
-    ),
-    (r"Pillow must be installed", "ImageDecoder's reference implementation needs Pillow"),
     (
         r"Gradient",
         "ai.onnx.preview.training::Gradient: neither onnxruntime nor the reference evaluator "
         "runs it",
     ),
     (r"shape inference failed", "onnx's shape inference rejects the model hetnpu loads"),
-    (r"dims must be positive", "a zero-sized input dim, which hetnpu's graph loader rejects"),
     (
         r"Failed to load model|INVALID_ARGUMENT|NOT_IMPLEMENTED|RUNTIME_EXCEPTION|FAIL :",
         "onnxruntime rejects or fails the model and the reference-evaluator fallback does not "

@@ -45,6 +45,7 @@ import onnx
 from onnx import helper
 
 from hetnpu.atomic import atomic_write_bytes
+from hetnpu.devices.precision_modes import SHORT_TO_ATC
 from hetnpu.errors import BackendUnavailableError, ConfigError, ModelError
 
 __all__ = [
@@ -76,10 +77,7 @@ CANN_HINT = (
 ONNX_FRAMEWORK = 5
 """ATC ``--framework`` value for ONNX (ascend-facts §4.3)."""
 
-PRECISION_MODES: dict[str, str] = {
-    "fp16": "force_fp16",
-    "fp32": "must_keep_origin_dtype",
-}
+PRECISION_MODES: dict[str, str] = dict(SHORT_TO_ATC)
 """CompileOptions.precision -> ATC's ``--precision_mode`` (see the module docstring for why)."""
 
 INPUT_FORMATS = {4: "NCHW", 5: "NCDHW"}

@@ -5,19 +5,30 @@ before ORT implements them). Such a stage runs on :class:`onnx.reference.Referen
 instead, so the CPU device runs everything either can; the executable's ``engine`` says which.
 A stage goes to the evaluator when onnxruntime rejects it at load time, when its inputs or
 outputs have a dtype onnxruntime's Python API cannot pass (the ``ml_dtypes`` ones: bfloat16,
-float8, float4, int4...), or when onnxruntime fails it at run time and the evaluator does not.
+float8, float4, int4...), when onnxruntime fails it at run time and the evaluator does not, or
+when it holds a node whose onnxruntime kernel departs from the ONNX spec
+(:func:`~hetnpu.devices.capability.cpu.ort_departure`: DFT/STFT accuracy, Resize's
+align_corners with scales, Attention's masked scores); the whole stage then runs on the
+evaluator, which is slower. The ``ai.onnx.preview`` ops onnxruntime lacks (FlexAttention) and
+ImageDecoder (whose reference implementation needs the ``image`` extra, Pillow) run there too.
+
+Values that are no tensors pass through as onnxruntime gives them: a sequence as a list of
+arrays, an empty optional as ``None``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import onnx
 
 from hetnpu.backends._ort import OrtExecutable
 from hetnpu.backends.base import Availability, CompileOptions, Executable
+from hetnpu.devices.capability.cpu import ort_departure
 from hetnpu.devices.names import CPU
 from hetnpu.errors import BackendUnavailableError, first_line
 
@@ -37,11 +48,20 @@ class ReferenceExecutable:
         self._lock = threading.Lock()
         self.input_names = tuple(i.name for i in model.graph.input)
         self.output_names = tuple(o.name for o in model.graph.output)
+        self._name = model.graph.name
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
-            outs = self._ref.run(None, {n: feeds[n] for n in self.input_names})
-        return {n: np.asarray(v) for n, v in zip(self.output_names, outs, strict=True)}
+            try:
+                outs = self._ref.run(None, {n: feeds[n] for n in self.input_names})
+            except ImportError as exc:
+                # Some reference ops import their library when run: ImageDecoder needs Pillow.
+                raise BackendUnavailableError(
+                    f"cpu: stage {self._name!r} needs a package that is not installed "
+                    f"({first_line(exc)}); ImageDecoder's comes with hetnpu's 'image' extra: "
+                    "pip install 'hetnpu[image]'"
+                ) from None
+        return {n: _as_value(v) for n, v in zip(self.output_names, outs, strict=True)}
 
     def close(self) -> None:
         self._ref = None  # type: ignore[assignment]
@@ -64,6 +84,10 @@ class CpuBackend:
 
         if _has_unpassable_io(model):
             return ReferenceExecutable(model)
+        if any(ort_departure(node) for node in model.graph.node):
+            # Should the evaluator refuse the stage, onnxruntime's near-miss beats no result.
+            with contextlib.suppress(Exception):
+                return ReferenceExecutable(model)
         try:
             return _RetryOnReference(
                 OrtExecutable(
@@ -124,6 +148,16 @@ class _RetryOnReference:
         close = getattr(self._ort, "close", None)
         if close is not None:
             close()
+
+
+def _as_value(value: Any) -> Any:
+    """A tensor as an array (the evaluator may return numpy scalars); a sequence as a list of
+    arrays and an empty optional as ``None``, as onnxruntime returns them."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return [_as_value(v) for v in value]
+    return np.asarray(value)
 
 
 def _is_allocation_failure(exc: BaseException) -> bool:

@@ -1,14 +1,24 @@
 """The simulated NPU backend (``sim-npu``): the NPU's numerics in software.
 
-A stage runs on onnx's :class:`~onnx.reference.ReferenceEvaluator` with the NPU's arithmetic
+A stage is first compiled as ATC compiles it: constants and BatchNormalization folded in the
+model's float32 (:func:`hetnpu.devices.atc_compile.fold_for_npu`), before anything is cast.
+It then runs on onnx's :class:`~onnx.reference.ReferenceEvaluator` with the NPU's arithmetic
 swapped in: Cube ops (Conv, MatMul, Gemm) go through the real layout conversions and fractal
-matmuls of :mod:`hetnpu.backends.npu_numerics`; every other op computes on fp16-rounded inputs
-and rounds its result to fp16, as the Vector unit does in fp16 mode. This is what validates the
-layout code without hardware: a wrong conversion gives a wrong answer.
+matmuls of :mod:`hetnpu.backends.npu_numerics`; every other op is a Vector op, computed exactly
+(:mod:`hetnpu.backends.sim_reference`) on inputs rounded to the op's compute dtype, with its
+result rounded to it. Which dtype each op computes in is ATC's precision mode
+(:mod:`hetnpu.devices.precision_modes`): ``fp16`` (force_fp16) rounds every op, ``fp32``
+(must_keep_origin_dtype) none, and the modes ``allow_fp32_to_fp16``, ``force_fp32`` and
+``allow_mix_precision`` (with its op lists) round some. This is what validates the layout code
+without hardware: a wrong conversion gives a wrong answer.
 
-In fp16 mode a result beyond fp16's range is what the chip's overflow flag reports: a
-:class:`NumericOverflowWarning` naming the first node it happened at, or with ``strict=True`` a
-:class:`NumericOverflowError`. ``precision="fp32"`` (ATC's must_keep_origin_dtype) rounds nothing.
+A float result beyond fp16's range where an op writes fp16 is what the chip's overflow flag
+reports: a :class:`NumericOverflowWarning` naming the first node it happened at, or with
+``strict=True`` a :class:`NumericOverflowError`. A failure of this module's own code is a
+:class:`~hetnpu.errors.BackendFault` naming the node.
+
+Left out: int8 (a quantised model) is not computed numerically, and ops outside onnx's own
+domain are computed by onnx's evaluator without rounding.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,12 +37,28 @@ from onnx.reference.ops import load_op
 
 from hetnpu.backends import npu_numerics
 from hetnpu.backends.base import Availability, CompileOptions, Executable
+from hetnpu.backends.sim_reference import reference_op
+from hetnpu.devices.atc_compile import fold_for_npu
 from hetnpu.devices.names import SIM_NPU
-from hetnpu.errors import ConfigError, NumericOverflowError, NumericOverflowWarning
+from hetnpu.devices.precision_modes import (
+    NodePrecision,
+    PrecisionMode,
+    node_precisions,
+    precision_mode,
+)
+from hetnpu.errors import (
+    BackendFault,
+    ConfigError,
+    HetnpuError,
+    NumericOverflowError,
+    NumericOverflowWarning,
+    UnsupportedOpError,
+    first_line,
+)
 
 __all__ = ["NumericOverflowError", "NumericOverflowWarning", "SimNpuBackend", "SimNpuExecutable"]
 
-PRECISIONS = ("fp16", "fp32")
+PrecisionOf = Callable[[OpRun], NodePrecision]
 
 
 # The first overflow of the run in progress: (node name, op type, largest magnitude).
@@ -87,87 +113,68 @@ def _note_overflow(node: onnx.NodeProto, inputs: tuple, before: Any, after: Any)
     log.append((node.name or node.output[0], node.op_type, worst))
 
 
-def _inference_batch_norm(base: type[OpRun]) -> type[OpRun]:
-    """``base`` normalising with the running statistics when the node has only output Y.
-
-    Before opset 14, BatchNormalization's ``momentum`` has a default, and the reference
-    implementation takes its presence for training mode, normalising with the batch's own
-    statistics. A one-output node is inference (the spec: mean and var are outputs only in
-    training), as onnxruntime and the NPU run it.
-    """
-    from onnx.reference.ops.op_batch_normalization import _batchnorm_test_mode
-
-    def _run(self, x, scale, bias, mean, var, epsilon=None, momentum=None, **kwargs):  # type: ignore[no-untyped-def]
-        if len(self.onnx_node.output) == 1:
-            eps = 1e-5 if epsilon is None else epsilon
-            return (_batchnorm_test_mode(x, scale, bias, mean, var, epsilon=eps),)
-        return base._run(self, x, scale, bias, mean, var, epsilon=epsilon, momentum=momentum)
-
-    return type(base.__name__, (base,), {"_run": _run})
+def _node_name(node: onnx.NodeProto) -> str:
+    return node.name or node.output[0]
 
 
-class _Lrn(OpRun):
-    """LRN across channels, as the spec defines it.
+def _guarded(run: Callable[..., Any]) -> Callable[..., Any]:
+    """``run`` with a failure of its own code reported as a :class:`BackendFault` at the node."""
 
-    onnx's reference implementation loops over the batch axis where it means the channel axis,
-    so every channel but the first is left unnormalised.
-    """
+    def guarded(self: OpRun, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return run(self, *args, **kwargs)
+        except (NumericOverflowError, BackendFault):
+            raise
+        except Exception as exc:  # numpy, the evaluator, even our layouts' InputError: our fault
+            node = self.onnx_node
+            raise BackendFault(
+                f"sim-npu: node {_node_name(node)!r} ({node.op_type}) failed: "
+                f"{type(exc).__name__}: {first_line(exc)}",
+                node=_node_name(node),
+            ) from exc
 
-    op_domain = ""
-
-    def _run(self, x, alpha=None, beta=None, bias=None, size=None):  # type: ignore[no-untyped-def]
-        alpha = 1e-4 if alpha is None else alpha
-        beta = 0.75 if beta is None else beta
-        bias = 1.0 if bias is None else bias
-        before, after = (size - 1) // 2, -(-(size - 1) // 2)
-        square = np.square(x.astype(np.float32))
-        # Window sums over channels [c - before, c + after] by a cumulative sum.
-        padded = np.pad(square, [(0, 0), (before + 1, after)] + [(0, 0)] * (x.ndim - 2))
-        csum = np.cumsum(padded, axis=1)
-        window = csum[:, size:] - csum[:, :-size]
-        y = x / (bias + (alpha / size) * window) ** beta
-        return (y.astype(x.dtype),)
+    return guarded
 
 
-def _vector_op(op_type: str, opset: int, precision: str) -> type[OpRun]:
-    """The reference ``op_type`` computing on fp16-rounded inputs with an fp16-rounded result.
+def _vector_op(op_type: str, opset: int, ir_version: int, precision_of: PrecisionOf) -> type[OpRun]:
+    """``op_type`` computing on inputs rounded to its compute dtype, its result rounded to it.
 
     The class is named ``op_type`` (the evaluator matches new ops by class name; the reference
     class may be a versioned ``Softmax_1``) and carries the schema of ``opset`` explicitly (a
     class named ``Softmax`` would otherwise get the latest version's defaults).
     """
-    # Scatter (deprecated at opset 11) is ScatterElements under its old name; the reference
-    # evaluator implements only the new one.
-    base = load_op("", "ScatterElements" if op_type == "Scatter" else op_type, opset)
-    if op_type == "BatchNormalization" and opset < 14:
-        base = _inference_batch_norm(base)
-    if op_type == "LRN":
-        base = _Lrn
+    base = reference_op(op_type, opset, ir_version)
 
     def run(self: OpRun, *args: Any, **kwargs: Any) -> Any:
-        args = tuple(_round(a, precision) for a in args)
+        prec = precision_of(self)
+        args = tuple(_round(a, prec.inputs) for a in args)
         outs = base.run(self, *args, **kwargs)
-        rounded = tuple(_round(o, precision) for o in outs)
-        for before, after in zip(outs, rounded, strict=True):
-            _note_overflow(self.onnx_node, args, before, after)
+        rounded = tuple(_round(o, prec.output) for o in outs)
+        if prec.output == "fp16":
+            for before, after in zip(outs, rounded, strict=True):
+                _note_overflow(self.onnx_node, args, before, after)
         return rounded
 
     schema = onnx.defs.get_schema(op_type, opset, "")
-    return type(op_type, (base,), {"run": run, "op_domain": "", "op_schema": schema})
+    return type(op_type, (base,), {"run": _guarded(run), "op_domain": "", "op_schema": schema})
 
 
-def _cube_ops(precision: str) -> list[type[OpRun]]:
+def _cube_ops(precision_of: PrecisionOf) -> list[type[OpRun]]:
     """Conv, MatMul and Gemm on the Cube, through the NPU's layouts.
 
-    Float operands only: integer MatMul/Conv are not Cube work in fp16/fp32 mode, and run as
-    onnx's reference computes them (exactly, as the AI CPU would).
+    Each takes its operands in its :class:`NodePrecision`'s ``inputs`` dtype and writes its
+    ``output`` dtype (force_fp32 mode: fp16 in, fp32 out). Float operands only: integer
+    MatMul/Conv are not Cube work in fp16/fp32 mode, and run as onnx's reference computes them
+    (exactly, as the AI CPU would).
     """
 
     def finish(self: OpRun, inputs: tuple, acc: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray]:
-        # FixPipe casts the fp32 accumulator on its way out of L0C; in fp16 mode that is where
-        # a too-large result becomes inf and the overflow flag is set.
-        out = npu_numerics.fixpipe(acc, precision)
-        _note_overflow(self.onnx_node, inputs, acc, out)
+        # FixPipe casts the fp32 accumulator on its way out of L0C; in fp16 that is where a
+        # too-large result becomes inf and the overflow flag is set.
+        out_precision = precision_of(self).output
+        out = npu_numerics.fixpipe(acc, out_precision)
+        if out_precision == "fp16":
+            _note_overflow(self.onnx_node, inputs, acc, out)
         return (out.astype(dtype, copy=False),)
 
     def reference(self: OpRun, op_type: str, args: tuple, kwargs: dict) -> tuple:
@@ -177,21 +184,27 @@ def _cube_ops(precision: str) -> list[type[OpRun]]:
     def floats(*arrays: Any) -> bool:
         return all(a is None or _is_float(a) for a in arrays)
 
+    guarded_run = _guarded(OpRun.run)
+
     class MatMul(OpRun):
         op_domain = ""
+        run = guarded_run
 
         def _run(self, a, b):  # type: ignore[no-untyped-def]
             if not floats(a, b):
                 return reference(self, "MatMul", (a, b), {})
-            return finish(self, (a, b), npu_numerics.matmul(a, b, precision), a.dtype)
+            acc = npu_numerics.matmul(a, b, precision_of(self).inputs)
+            return finish(self, (a, b), acc, a.dtype)
 
     class Gemm(OpRun):
         op_domain = ""
+        run = guarded_run
 
         def _run(self, a, b, c=None, alpha=None, beta=None, transA=None, transB=None):  # type: ignore[no-untyped-def]
             if not floats(a, b, c):
                 kw = dict(alpha=alpha, beta=beta, transA=transA, transB=transB)
                 return reference(self, "Gemm", (a, b, c), kw)
+            precision = precision_of(self).inputs
             inputs = (a, b) if c is None else (a, b, c)
             a = a.T if transA else a
             b = b.T if transB else b
@@ -205,6 +218,7 @@ def _cube_ops(precision: str) -> list[type[OpRun]]:
 
     class Conv(OpRun):
         op_domain = ""
+        run = guarded_run
 
         def _run(  # type: ignore[no-untyped-def]
             self,
@@ -226,10 +240,12 @@ def _cube_ops(precision: str) -> list[type[OpRun]]:
                 pads=pads,
                 strides=strides,
             )
+            precision = precision_of(self).inputs
             if not floats(x, w, b) or x.ndim not in (3, 4):
                 # 3-D convolutions (NDC1HWC0) are not modelled: they compute as the Vector would.
                 args = (_round(x, precision), _round(w, precision), b)
-                return tuple(_round(o, precision) for o in reference(self, "Conv", args, kw))
+                outs = reference(self, "Conv", args, kw)
+                return tuple(_round(o, precision_of(self).output) for o in outs)
             inputs = tuple(v for v in (x, w, b) if v is not None)
             one_d = x.ndim == 3
             if one_d:
@@ -276,12 +292,16 @@ def _magnitude(worst: float) -> str:
 
 
 class SimNpuExecutable:
-    """A stage compiled for the simulated NPU; ``run`` may be called from several threads."""
+    """A stage compiled for the simulated NPU; ``run`` may be called from several threads.
+
+    ``mode`` is the ATC precision mode the stage computes in; ``precisions`` what each node
+    computes in under it (keyed by the node's first output).
+    """
 
     engine = SIM_NPU
 
-    def __init__(self, model: onnx.ModelProto, precision: str, strict: bool) -> None:
-        self.precision = precision
+    def __init__(self, model: onnx.ModelProto, mode: PrecisionMode, strict: bool) -> None:
+        self.mode = mode
         self.strict = strict
         inits = {t.name for t in model.graph.initializer}
         # Inputs backed by an initializer (old IR versions list weights as inputs) are weights.
@@ -291,33 +311,59 @@ class SimNpuExecutable:
             o.name: onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)
             for o in model.graph.output
         }
+        model = fold_for_npu(model)
+        self.precisions = node_precisions(model.graph.node, mode)
+        # Stage inputs enter device memory in fp16 only where every op computes in it.
+        self._input_precision = "fp16" if mode.vector == "fp16" else "fp32"
+        default = NodePrecision(self._input_precision, self._input_precision)
+
+        def precision_of(op: OpRun) -> NodePrecision:
+            outputs = op.onnx_node.output
+            return self.precisions.get(outputs[0], default) if outputs else default
+
         opset = {o.domain or "": o.version for o in model.opset_import}.get("", 1)
-        cube = _cube_ops(precision)
+        cube = _cube_ops(precision_of)
         cube_names = {c.__name__ for c in cube}
         vector = []
         for op_type in sorted({n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx")}):
             if op_type in cube_names:
                 continue
             try:
-                vector.append(_vector_op(op_type, opset, precision))
-            except Exception:
-                continue
-        self._ref = ReferenceEvaluator(model, new_ops=[*cube, *vector])
+                vector.append(_vector_op(op_type, opset, model.ir_version, precision_of))
+            except onnx.defs.SchemaError:
+                node = next(n for n in model.graph.node if n.op_type == op_type)
+                raise UnsupportedOpError(
+                    f"sim-npu: node {_node_name(node)!r}: {op_type} has no schema at opset "
+                    f"{opset}, so its NPU numerics cannot be computed"
+                ) from None
+        try:
+            self._ref = ReferenceEvaluator(model, new_ops=[*cube, *vector])
+        except Exception as exc:  # the evaluator raises plain exceptions of many kinds
+            raise BackendFault(
+                f"sim-npu: the stage cannot be prepared: {type(exc).__name__}: {first_line(exc)}"
+            ) from exc
         self._lock = threading.Lock()
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         log: list[tuple[str, str, float]] = []
-        # fp32 mode keeps fp32's range: only fp16 mode watches for overflows.
-        token = _overflow.set(log if self.precision == "fp16" else None)
+        # Only an fp16 result can overflow fp16's range; each op checks its own (fp32 mode
+        # has none to check).
+        watch = self.mode.name != "must_keep_origin_dtype"
+        token = _overflow.set(log if watch else None)
         try:
             device_feeds = {}
             for n in self.input_names:
                 # The copy into device memory casts to fp16: the first place a value can overflow.
                 host = np.asarray(feeds[n])
-                device_feeds[n] = _round(host, self.precision)
+                device_feeds[n] = _round(host, self._input_precision)
                 _note_overflow(_input_cast(n), (host,), host, device_feeds[n])
             with self._lock:  # the evaluator keeps per-run state on its op objects
-                outs = self._ref.run(None, device_feeds)
+                try:
+                    outs = self._ref.run(None, device_feeds)
+                except HetnpuError:
+                    raise
+                except Exception as exc:  # raised outside any op of ours
+                    raise BackendFault(f"sim-npu: {type(exc).__name__}: {first_line(exc)}") from exc
         finally:
             _overflow.reset(token)
         if log:
@@ -344,20 +390,48 @@ class SimNpuExecutable:
 
 
 class SimNpuBackend:
-    """The NPU's numerics in software (no hardware needed)."""
+    """The NPU's numerics in software (no hardware needed).
+
+    Parameters
+    ----------
+    strict : bool
+        Raise :class:`NumericOverflowError` on an fp16 overflow instead of warning.
+    precision_mode : str, optional
+        An ATC ``--precision_mode`` (:data:`hetnpu.devices.precision_modes.ATC_MODES`) that
+        overrides the session's ``precision`` for this backend's numerics, e.g.
+        ``backend_options={"sim-npu": {"precision_mode": "allow_mix_precision"}}``. The
+        session's ``precision`` still sets the casts of tensors crossing a stage boundary
+        (its TransData): ``precision="fp32"`` keeps the dtype each op wrote.
+    modify_mixlist : mapping, optional
+        ATC's ``--modify_mixlist`` JSON, for ``allow_mix_precision``.
+    """
 
     name = SIM_NPU
 
-    def __init__(self, strict: bool = False) -> None:
+    def __init__(
+        self,
+        strict: bool = False,
+        precision_mode: str | None = None,
+        modify_mixlist: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.strict = strict
+        self.precision_mode = precision_mode
+        self.modify_mixlist = modify_mixlist
+        if precision_mode is not None:
+            self._mode(precision_mode)  # a bad name fails here, not at the first compile
 
     def available(self) -> Availability:
         return Availability(True)
 
-    def compile(self, model: onnx.ModelProto, options: CompileOptions) -> Executable:
-        if options.precision not in PRECISIONS:
+    def _mode(self, name: str) -> PrecisionMode:
+        if name == "int8":
             raise ConfigError(
-                f"sim-npu: precision {options.precision!r} is not simulated numerically; "
-                f"choose one of {', '.join(PRECISIONS)}"
+                "sim-npu: precision 'int8' is not simulated numerically (a quantised model); "
+                "choose fp16, fp32 or an ATC precision mode"
             )
-        return SimNpuExecutable(model, options.precision, self.strict)
+        mode = precision_mode(name)
+        return mode.modify_mixlist(self.modify_mixlist) if self.modify_mixlist else mode
+
+    def compile(self, model: onnx.ModelProto, options: CompileOptions) -> Executable:
+        mode = self._mode(self.precision_mode or options.precision)
+        return SimNpuExecutable(model, mode, self.strict)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,8 @@ from rich.table import Table
 from hetnpu.atomic import atomic_write_text
 from hetnpu.cli.app import app
 from hetnpu.cli.options import InputShapeOpt, parse_input_shapes
+from hetnpu.errors import ConfigError
+from hetnpu.graph.control import ControlOptions
 
 
 def _human(n: float, unit: str = "") -> str:
@@ -42,13 +44,21 @@ def info(
             "--devices", help="Comma-separated device kinds (npu,gpu,cpu): who can run what."
         ),
     ] = None,
+    branch: BranchOpt = None,
+    trips: TripsOpt = None,
 ) -> None:
-    """Show a model's ops, parameters, MACs/FLOPs, activation memory and I/O shapes."""
+    """Show a model's ops, parameters, MACs/FLOPs, activation memory and I/O shapes.
+
+    If/Loop/Scan nodes count the work of what they run: the branch or trip count known from
+    constants, else the one given with --branch/--trips, else the larger branch (both listed).
+    """
     from hetnpu.graph import load
     from hetnpu.graph.stats import model_stats
 
     graph = load(model, input_shapes=parse_input_shapes(input_shape))
-    stats = model_stats(graph)
+    control = parse_control(branch, trips)
+    control.check(graph)
+    stats = model_stats(graph, control=control)
     console = Console()
     console.print(
         f"[bold]{model}[/bold]  graph {stats.name!r}, {stats.nodes} nodes, opsets {stats.opsets}"
@@ -70,7 +80,10 @@ def info(
     for op, count in stats.op_histogram.items():
         table.add_row(op, str(count))
     console.print(table)
-    payload = stats.to_dict(graph)
+    payload = stats.to_dict(graph, control=control)
+    flow = _print_control(console, graph, control)
+    if flow:
+        payload["control_flow"] = flow
     if devices:
         from hetnpu.devices.capability import capability_table
 
@@ -84,6 +97,76 @@ def info(
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(payload, indent=1, sort_keys=True) + "\n")
         console.print(f"wrote {json_out}")
+
+
+BranchOpt = Annotated[
+    list[str] | None,
+    typer.Option("--branch", help="The branch an If takes, NODE=then|else (repeatable)."),
+]
+TripsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--trips", help="The trip count of a Loop or Scan, NODE=N (repeatable)."),
+]
+
+
+def parse_control(branch: list[str] | None, trips: list[str] | None) -> ControlOptions:
+    """``--branch NODE=then|else`` and ``--trips NODE=N`` as :class:`ControlOptions`."""
+    branches: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for option, items, out in (("--branch", branch, branches), ("--trips", trips, counts)):
+        for item in items or []:
+            name, sep, raw = item.partition("=")
+            if not sep or not name.strip() or not raw.strip():
+                raise ConfigError(f"{option} {item!r}: expected NODE=VALUE")
+            if option == "--trips":
+                try:
+                    out[name.strip()] = int(raw)
+                except ValueError:
+                    raise ConfigError(f"--trips {item!r}: {raw!r} is not a whole number") from None
+            else:
+                out[name.strip()] = raw.strip()
+    return ControlOptions(branches=branches, trips=counts)
+
+
+def _print_control(console: Console, graph, control: ControlOptions) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    from hetnpu.graph.control import describe
+    from hetnpu.graph.cost_control import control_nodes
+
+    found = control_nodes(graph, control)
+    if not found:
+        return {}
+    rules = {
+        "constant": "known condition/trip count",
+        "fed": "known from fed values",
+        "chosen": "as chosen",
+        "shapes": "trips from input lengths",
+        "both": "unknown: the larger shown",
+        "unknown": "unknown trip count",
+    }
+    table = Table(
+        "node", "op", "rule", "counted", "MACs of each", title="control flow", title_justify="left"
+    )
+    out: dict[str, Any] = {}
+    for name, cost in found.items():
+        sel = cost.selection
+        each = ", ".join(
+            f"{run.attr} x{run.trips}: {_human(m)}"
+            for run, m in zip(sel.runs, cost.macs, strict=False)
+        )
+        table.add_row(
+            name,
+            sel.op_type,
+            rules[sel.rule] + (f" ({sel.note})" if sel.note else ""),
+            f"{sel.chosen.attr} x{sel.chosen.trips}" if sel.runs else "-",
+            cost.error or each,
+        )
+        out[name] = {
+            **(describe(sel) if sel.runs else {"rule": sel.rule}),
+            "macs": list(cost.macs),
+            "error": cost.error,
+        }
+    console.print(table)
+    return out
 
 
 def _print_capability(console: Console, graph, kinds, verdicts) -> None:  # type: ignore[no-untyped-def]

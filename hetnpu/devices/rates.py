@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hetnpu.devices.precision_modes import PRECISIONS
 from hetnpu.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ __all__ = [
     "vector_units",
 ]
 
-PRECISIONS: tuple[str, ...] = ("fp16", "fp32", "int8")
-"""The NPU's precision modes, ATC's default first."""
 
 ELEMENT_BYTES: Mapping[str, int] = MappingProxyType({"fp16": 2, "fp32": 4, "int8": 1})
 """Bytes of one float element on the NPU (and of one Cube operand) at each precision mode."""

@@ -233,6 +233,12 @@ class NpuSpec(_Spec):
         description="What the task scheduler takes to start each kernel of an offline model "
         "on the AI cores (graph mode), seconds; charged before every op that is a kernel",
     )
+    stream_switch_s: Seconds = Field(
+        0.0,
+        description="What one control task on the stream takes (GE runs If/While as "
+        "StreamSwitch/StreamActive tasks, aclrtSwitchStream), seconds; charged once per If "
+        "and once per loop trip plus the exit",
+    )
 
     l2_bytes: Size = Field(description="Chip L2 cache, bytes")
     l2_bytes_per_s: Rate = Field(description="Aggregate L2 bandwidth, bytes/s")

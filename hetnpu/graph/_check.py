@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from hetnpu.errors import ModelError
+from hetnpu.errors import ModelError, some
 
 __all__ = ["check_model", "infer_shapes", "one_line"]
 
@@ -34,6 +34,17 @@ _FLOAT_TYPES = frozenset(
 def one_line(exc: BaseException) -> str:
     text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
     return text.replace("==> Context:", "—")
+
+
+def _inference_errors(exc: BaseException) -> str:
+    """onnx's inference errors, the first three of them: after the first failing node every
+    node downstream fails too ("Input 0 expected to have type"), one error per node."""
+    text = one_line(exc)
+    head, sep, rest = text.partition("(op_type:")
+    if not sep:
+        return text
+    errors = [f"(op_type:{e.strip()}" for e in rest.split("(op_type:")]
+    return f"{head}{some(errors, quote=False)}"
 
 
 WEIGHTS_KEY = "hetnpu.weights"
@@ -139,7 +150,7 @@ def infer_shapes(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
             skeleton, check_type=True, strict_mode=True, data_prop=True
         )
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
-        raise ModelError(f"{where}: shape inference failed: {one_line(exc)}") from None
+        raise ModelError(f"{where}: shape inference failed: {_inference_errors(exc)}") from None
     except Exception as exc:
         # On some malformed nodes (a Loop without a body, a Constant whose tensor has no
         # type) onnx's C++ inferencer lets a bare ValueError or RuntimeError through that

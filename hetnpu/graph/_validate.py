@@ -7,9 +7,14 @@ from __future__ import annotations
 import onnx
 
 from hetnpu.errors import ModelError
-from hetnpu.graph.ir import Graph
+from hetnpu.graph.ir import Graph, type_kind, type_string
 
-__all__ = ["check_initializer_types", "check_omitted_inputs", "check_windows"]
+__all__ = [
+    "check_initializer_types",
+    "check_inputs_typed",
+    "check_omitted_inputs",
+    "check_windows",
+]
 
 _OPTIONAL = onnx.defs.OpSchema.FormalParameterOption.Optional
 _KNOWN_TYPES = frozenset(onnx.TensorProto.DataType.values()) - {onnx.TensorProto.UNDEFINED}
@@ -26,6 +31,30 @@ def check_initializer_types(model: onnx.ModelProto, where: str) -> None:
             raise ModelError(
                 f"{where}: initializer {t.name!r} has data_type {t.data_type}, "
                 "which is no ONNX tensor type"
+            )
+
+
+# The value types a graph input may have besides tensors: what the runtimes here can be fed.
+_NON_TENSOR_INPUTS = frozenset({"sequence", "optional"})
+
+
+def check_inputs_typed(graph: onnx.GraphProto, where: str, initializers: set[str]) -> None:
+    """Refuse a runtime input that is no tensor, sequence or optional, or a tensor without
+    even a rank: nothing could be planned for it."""
+    for vi in graph.input:
+        if vi.name in initializers:
+            continue
+        if vi.HasField("type") and type_kind(vi.type) in _NON_TENSOR_INPUTS:
+            continue  # a sequence's or optional's elements are shaped when fed
+        if not vi.HasField("type") or not vi.type.HasField("tensor_type"):
+            raise ModelError(
+                f"{where}: input {vi.name!r} has no tensor, sequence or optional type"
+                + (f" (it is a {type_string(vi.type)})" if vi.HasField("type") else "")
+            )
+        if not vi.type.tensor_type.HasField("shape"):
+            raise ModelError(
+                f"{where}: input {vi.name!r} has no shape (not even a rank); "
+                f"give one with --input-shape {vi.name}=d0,d1,..."
             )
 
 

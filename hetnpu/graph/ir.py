@@ -3,7 +3,8 @@
 A :class:`Graph` is built once by :func:`hetnpu.graph.load` and is read-only afterwards, so
 every algorithm (costs, placement, lowering) can be a free function over it, as networkx's
 algorithms are over a ``DiGraph`` they do not own. Nodes are ops; an edge ``a -> b`` carries
-the names of the tensors ``a`` produces and ``b`` consumes.
+the names of the tensors ``a`` produces and ``b`` consumes. Besides tensors, a value may be any
+of ONNX's other types (a sequence of tensors, an optional value); :attr:`Tensor.kind` says which.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-__all__ = ["Graph", "Node", "Tensor"]
+__all__ = ["Graph", "Node", "Tensor", "type_kind", "type_string"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,28 @@ class Tensor:
     is_constant: bool
     """Known before run time: an initializer, a ``Constant`` output, or folded from those."""
     symbols: tuple[str | None, ...] = ()
+    kind: str = "tensor"
+    """``"tensor"``, or the ONNX value type it is instead: ``"sequence"``, ``"optional"``,
+    ``"map"``, ``"sparse_tensor"`` or ``"opaque"``. Only tensors have a ``shape`` and a
+    ``dtype`` here (the others have ``None`` and ``"undefined"``); their element types are in
+    ``type_proto``."""
+    type_proto: onnx.TypeProto | None = field(default=None, compare=False, repr=False)
+    """The full ONNX type of a value that is no tensor (``None`` for tensors), kept for
+    exporting it exactly."""
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.kind == "tensor"
+
+    @property
+    def type_str(self) -> str:
+        """The type as ONNX and onnxruntime spell it: ``tensor(float)``, ``seq(tensor(int64))``,
+        ``optional(seq(tensor(float)))``."""
+        if self.type_proto is not None:
+            return type_string(self.type_proto)
+        if not self.elem_type:
+            return "tensor(undefined)"
+        return f"tensor({onnx.TensorProto.DataType.Name(self.elem_type).lower()})"
 
     @property
     def is_static(self) -> bool:
@@ -62,6 +85,39 @@ class Tensor:
     def nbytes(self) -> int | None:
         size = self.size
         return None if size is None else size * self.itemsize
+
+
+_KINDS = {
+    "tensor_type": "tensor",
+    "sequence_type": "sequence",
+    "optional_type": "optional",
+    "map_type": "map",
+    "sparse_tensor_type": "sparse_tensor",
+    "opaque_type": "opaque",
+}
+
+
+def type_kind(type_proto: onnx.TypeProto | None) -> str:
+    """Which of ONNX's value types ``type_proto`` is (``"tensor"`` when it says nothing)."""
+    which = type_proto.WhichOneof("value") if type_proto is not None else None
+    return _KINDS.get(which or "tensor_type", "tensor")
+
+
+def type_string(type_proto: onnx.TypeProto) -> str:
+    """``type_proto`` in the spelling of ONNX's type constraints: ``seq(tensor(float))``."""
+    which = type_proto.WhichOneof("value")
+    if which == "sequence_type":
+        return f"seq({type_string(type_proto.sequence_type.elem_type)})"
+    if which == "optional_type":
+        return f"optional({type_string(type_proto.optional_type.elem_type)})"
+    if which == "map_type":
+        key = onnx.TensorProto.DataType.Name(type_proto.map_type.key_type).lower()
+        return f"map({key},{type_string(type_proto.map_type.value_type)})"
+    if which in ("tensor_type", "sparse_tensor_type"):
+        elem = getattr(type_proto, which).elem_type
+        name = onnx.TensorProto.DataType.Name(elem).lower() if elem else "undefined"
+        return f"{'sparse_tensor' if which == 'sparse_tensor_type' else 'tensor'}({name})"
+    return "undefined" if which is None else which.removesuffix("_type")
 
 
 @dataclass(frozen=True)

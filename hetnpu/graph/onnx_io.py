@@ -21,17 +21,19 @@ from onnx import helper
 
 from hetnpu.errors import ModelError
 from hetnpu.graph._check import check_model, infer_shapes
+from hetnpu.graph._defaults import spell_out_defaults
 from hetnpu.graph._validate import (
     check_initializer_types,
+    check_inputs_typed,
     check_omitted_inputs,
     check_windows,
 )
-from hetnpu.graph.ir import Graph, Node, Tensor
+from hetnpu.graph.ir import Graph, Node, Tensor, type_kind, type_string
 
 __all__ = ["KNOWN_DOMAINS", "extract", "load", "outer_references"]
 
 KNOWN_DOMAINS = frozenset(
-    {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "com.microsoft"}
+    {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview", "ai.onnx.preview.training", "com.microsoft"}
 )
 """Op domains some runtime here implements: onnx's own and onnxruntime's contrib ops."""
 
@@ -61,6 +63,7 @@ def load(
     input_shapes: ShapeMap | None = None,
     *,
     require_static: bool = True,
+    allow_empty: bool = False,
 ) -> Graph:
     """Load, check and shape-infer an ONNX model.
 
@@ -74,6 +77,9 @@ def load(
         ones, e.g. the batch dim).
     require_static
         Refuse a model whose inputs still have symbolic dims after binding.
+    allow_empty
+        Accept a dim of 0 in ``input_shapes`` (an empty tensor, which ONNX allows and a session
+        may be fed); refused by default, since a simulated run of an empty tensor says nothing.
 
     Returns
     -------
@@ -94,7 +100,7 @@ def load(
     """
     model, base_dir, where = _read(source)
     try:
-        return _load(model, base_dir, where, input_shapes, require_static)
+        return _load(model, base_dir, where, input_shapes, require_static, allow_empty)
     except UnicodeDecodeError as exc:
         # protobuf accepts a string field with invalid UTF-8 (a flipped bit) when parsing and
         # raises only when the message is next touched, e.g. when a node is renamed.
@@ -110,6 +116,7 @@ def _load(
     where: str,
     input_shapes: ShapeMap | None,
     require_static: bool,
+    allow_empty: bool,
 ) -> Graph:
     graph = model.graph
     if not graph.node:
@@ -118,9 +125,10 @@ def _load(
     _check_domains(model, where)
     check_omitted_inputs(model, where)
     check_initializer_types(model, where)
-    _bind_inputs(graph, input_shapes or {}, where)
+    _bind_inputs(graph, input_shapes or {}, where, allow_empty)
+    spell_out_defaults(model)
     _sort_nodes(graph, where)
-    _check_inputs_typed(graph, where)
+    check_inputs_typed(graph, where, _init_names(graph))
     # Inference first: it fills in graph outputs that exporters left untyped, which the checker
     # would otherwise reject.
     inferred = infer_shapes(model, where)
@@ -181,21 +189,27 @@ def _check_domains(model: onnx.ModelProto, where: str) -> None:
             )
 
 
-def _bind_inputs(graph: onnx.GraphProto, shapes: ShapeMap, where: str) -> None:
+def _bind_inputs(graph: onnx.GraphProto, shapes: ShapeMap, where: str, allow_empty: bool) -> None:
     by_name = {i.name: i for i in graph.input}
     for name, dims in shapes.items():
         vi = by_name.get(name)
         if vi is None:
             runtime = [i.name for i in graph.input if i.name not in _init_names(graph)]
             raise ModelError(f"{where}: no graph input named {name!r}; inputs are {runtime}")
+        if type_kind(vi.type) != "tensor":
+            raise ModelError(
+                f"{where}: input {name!r} is a {type_string(vi.type)}, not a tensor: "
+                "it has no shape to bind"
+            )
         shape = vi.type.tensor_type.shape
         if vi.type.tensor_type.HasField("shape") and len(shape.dim) != len(dims):
             raise ModelError(
                 f"{where}: input {name!r} has rank {len(shape.dim)}, "
                 f"but the shape given has {len(dims)} dims: {list(dims)}"
             )
-        if any(int(d) <= 0 for d in dims):
-            raise ModelError(f"{where}: input {name!r}: dims must be positive, got {list(dims)}")
+        if any(int(d) < 0 for d in dims) or (not allow_empty and any(int(d) == 0 for d in dims)):
+            least = "non-negative" if allow_empty else "positive"
+            raise ModelError(f"{where}: input {name!r}: dims must be {least}, got {list(dims)}")
         vi.type.tensor_type.shape.Clear()
         for d in dims:
             vi.type.tensor_type.shape.dim.add().dim_value = int(d)
@@ -282,21 +296,12 @@ def _sort_nodes(graph: onnx.GraphProto, where: str) -> None:
         graph.node.extend(sorted_nodes)
 
 
-def _check_inputs_typed(graph: onnx.GraphProto, where: str) -> None:
-    inits = _init_names(graph)
-    for vi in graph.input:
-        if vi.name in inits:
-            continue
-        if not vi.HasField("type") or not vi.type.HasField("tensor_type"):
-            raise ModelError(f"{where}: input {vi.name!r} has no tensor type")
-        if not vi.type.tensor_type.HasField("shape"):
-            raise ModelError(
-                f"{where}: input {vi.name!r} has no shape (not even a rank); "
-                f"give one with --input-shape {vi.name}=d0,d1,..."
-            )
-
-
 def _tensor_from_type(name: str, type_proto: onnx.TypeProto | None, is_constant: bool) -> Tensor:
+    kind = type_kind(type_proto)
+    if type_proto is not None and kind != "tensor":
+        kept = onnx.TypeProto()
+        kept.CopyFrom(type_proto)
+        return Tensor(name, None, "undefined", 0, is_constant, kind=kind, type_proto=kept)
     if type_proto is None or not type_proto.HasField("tensor_type"):
         return Tensor(name, None, "undefined", 0, is_constant)
     tt = type_proto.tensor_type
@@ -331,7 +336,7 @@ def _build(model: onnx.ModelProto, base_dir: str | None, where: str, require_sta
     if require_static:
         for name in runtime_inputs:
             t = _tensor_from_type(name, types.get(name), False)
-            if not t.is_static:
+            if t.is_tensor and not t.is_static:
                 bad = [
                     f"dim {k} ({s or '?'})"
                     for k, (d, s) in enumerate(zip(t.shape or (), t.symbols, strict=False))
@@ -460,6 +465,8 @@ def extract(graph: Graph, node_names: Iterable[str], name: str | None = None) ->
 
     def value_info(t: str) -> onnx.ValueInfoProto:
         tensor = graph.tensors[t]
+        if tensor.type_proto is not None:
+            return helper.make_value_info(t, tensor.type_proto)
         if tensor.shape is None:
             return helper.make_tensor_value_info(t, tensor.elem_type, None)
         dims = [
@@ -473,7 +480,9 @@ def extract(graph: Graph, node_names: Iterable[str], name: str | None = None) ->
     internal = [
         value_info(t)
         for t in produced
-        if t not in outputs and graph.tensors.get(t) is not None and graph.tensors[t].elem_type
+        if t not in outputs
+        and graph.tensors.get(t) is not None
+        and (graph.tensors[t].elem_type or graph.tensors[t].type_proto is not None)
     ]
     internal.sort(key=lambda v: v.name)
     sub = helper.make_graph(

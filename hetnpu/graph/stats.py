@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from hetnpu.graph.control import ControlOptions
 from hetnpu.graph.cost import graph_cost
 from hetnpu.graph.ir import Graph
 
@@ -32,8 +33,11 @@ class ModelStats:
     outputs: dict[str, dict[str, Any]]
     opsets: dict[str, int]
 
-    def to_dict(self, graph: Graph | None = None) -> dict[str, Any]:
-        """JSON-ready form; with ``graph``, per-node details are included."""
+    def to_dict(
+        self, graph: Graph | None = None, *, control: ControlOptions | None = None
+    ) -> dict[str, Any]:
+        """JSON-ready form; with ``graph``, per-node details are included (costed with the
+        same ``control`` choices as the totals)."""
         out: dict[str, Any] = {
             "name": self.name,
             "nodes": self.nodes,
@@ -49,7 +53,7 @@ class ModelStats:
             "opsets": self.opsets,
         }
         if graph is not None:
-            costs = graph_cost(graph)
+            costs = graph_cost(graph, control=control)
             out["node_list"] = [
                 {
                     "name": n.name,
@@ -120,9 +124,10 @@ def peak_activation_bytes(graph: Graph) -> int:
     return peak
 
 
-def model_stats(graph: Graph) -> ModelStats:
-    """Compute :class:`ModelStats` for ``graph``."""
-    costs = graph_cost(graph)
+def model_stats(graph: Graph, *, control: ControlOptions | None = None) -> ModelStats:
+    """Compute :class:`ModelStats` for ``graph`` (``control``: If/Loop/Scan choices, as
+    :func:`hetnpu.graph.cost.graph_cost` takes them)."""
+    costs = graph_cost(graph, control=control)
     weights: set[str] = set()
     for node in graph:
         if node.is_constant:

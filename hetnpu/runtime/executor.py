@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hetnpu.errors import (
+    BackendFault,
     HetnpuError,
-    InputError,
     ModelError,
     NumericOverflowError,
     NumericOverflowWarning,
@@ -236,13 +236,13 @@ class PlanExecutor:
         t0 = now() if record else 0.0
         try:
             outputs = self.executables[i].run(inputs)
+        except BackendFault as exc:  # the backend's own code failed at a node it names
+            cause = exc.__cause__ or exc
+            raise self._fault(i, cause, exc.node, own=True) from cause
         except HetnpuError:
             raise
         except Exception as exc:  # engines raise their own kinds; the user gets one of ours
-            raise InputError(
-                f"stage {i} ({stage.device}, nodes {stage.nodes[0]!r}..{stage.nodes[-1]!r}) "
-                f"failed on these inputs: {first_line(exc)}"
-            ) from exc
+            raise self._fault(i, exc) from exc
         if record:
             record(
                 {
@@ -265,6 +265,36 @@ class PlanExecutor:
                 value = self._copy(value, t, stage.device, "host", {"src_stage": i}, record, run)
             outputs[t] = value
         return outputs
+
+    def _fault(
+        self, i: int, exc: BaseException, node: str | None = None, *, own: bool = False
+    ) -> BackendFault:
+        """A backend failing on inputs the session accepted (their names, dtypes and shapes
+        passed :meth:`InferenceSession.run`'s checks), so never an ``InputError``.
+
+        ``own``: the backend's own code (sim-npu's numerics) failed, at ``node`` if it knows
+        which: a hetnpu bug. A foreign engine (onnxruntime, AscendCL) may also be refusing a
+        value, such as an index out of range, so its message says to check those first.
+        """
+        stage = self.plan.stages[i]
+        engine = getattr(self.executables[i], "engine", stage.device)
+        where = (
+            f"node {node!r}"
+            if node is not None
+            else f"nodes {stage.nodes[0]!r}..{stage.nodes[-1]!r}"
+        )
+        if own:
+            what = "this is a hetnpu bug; please report it with the model"
+        else:
+            what = (
+                "the inputs passed hetnpu's checks: if their values are valid (indices in "
+                "range...), this is a hetnpu bug; please report it with the model"
+            )
+        return BackendFault(
+            f"stage {i} on {stage.device} ({engine}), {where}, failed: "
+            f"{type(exc).__name__}: {first_line(exc)} — {what}",
+            node=node,
+        )
 
     def _copy(
         self,

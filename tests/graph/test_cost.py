@@ -445,7 +445,7 @@ def test_unknown_dims_count_as_one_and_unknown_rank_as_nothing():
     assert (c.kind, c.bytes_read, c.flops) == ("elementwise", 0, 1)
 
 
-def test_control_flow_is_opaque_with_subgraph_reads_in_bytes():
+def test_control_flow_counts_its_larger_branch_with_subgraph_reads_in_bytes():
     then = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["o1"])], "then", [], [_vi("o1", [2, 3])]
     )
@@ -458,7 +458,8 @@ def test_control_flow_is_opaque_with_subgraph_reads_in_bytes():
     )
     g = load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     c = node_cost(g, g.node("if"))
-    assert (c.kind, c.flops, c.bytes_read, c.bytes_written) == ("control", 0, 1 + 24, 24)
+    # Unknown condition: the larger branch (Neg, 6 elements) is counted; bytes are the If's own.
+    assert (c.kind, c.flops, c.bytes_read, c.bytes_written) == ("control", 6, 1 + 24, 24)
 
 
 # --- NodeCost ------------------------------------------------------------------------------

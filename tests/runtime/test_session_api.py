@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import hetnpu
-from hetnpu.errors import InputError
+from hetnpu.errors import BackendFault, InputError
 from tests.runtime._models import SPLIT, assert_same_as_ort, branchy, ort_session, small
 
 
@@ -139,7 +139,7 @@ def test_cpu_runs_what_onnxruntime_lacks_on_onnxs_reference_evaluator():
     assert_same_as_ort(sess.run(None, feeds), ReferenceEvaluator(model).run(None, feeds))
 
 
-def test_a_failure_inside_an_engine_is_an_input_error_naming_the_stage():
+def test_a_failure_inside_an_engine_is_a_backend_fault_naming_the_stage():
     from onnx import TensorProto, helper, numpy_helper
 
     model = _model(
@@ -149,5 +149,5 @@ def test_a_failure_inside_an_engine_is_an_input_error_naming_the_stage():
         [numpy_helper.from_array(np.ones((4, 3), np.float32), "T")],
     )
     sess = hetnpu.InferenceSession(model, devices=["cpu"])
-    with pytest.raises(InputError, match=r"stage 0 \(cpu, nodes 'gather'.*out of data bounds"):
+    with pytest.raises(BackendFault, match=r"stage 0 on cpu .*nodes 'gather'.*out of data bounds"):
         sess.run(None, {"i": np.array([0, 9], np.int64)})

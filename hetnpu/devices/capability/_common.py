@@ -13,12 +13,12 @@ from typing import Any
 import onnx
 from onnx import defs
 
+from hetnpu.devices.precision_modes import PRECISIONS
 from hetnpu.graph.ir import Graph, Tensor
 
-PRECISIONS = ("fp16", "fp32", "int8")
-"""NPU precision: ``fp16`` is ATC's default (float32 data computed in float16); ``fp32`` is
-``atc --precision_mode=must_keep_origin_dtype``; ``int8`` is a quantised model (Cube ops in
-int8, the rest in float16), so it admits what ``fp16`` admits. CPU and GPU ignore it."""
+# PRECISIONS is the NPU's (:mod:`hetnpu.devices.precision_modes`), re-exported for the checks:
+# ``int8`` admits what ``fp16`` admits; CPU and GPU ignore it.
+__all__ = ["PRECISIONS", "Verdict"]
 
 _DATA = Path(__file__).parent.parent / "data"
 
@@ -59,6 +59,15 @@ def _dtype(t: Tensor) -> str | None:
     if not t.elem_type:
         return None
     return t.dtype if t.dtype not in ("undefined", "object") else _onnx_type(t)
+
+
+def _non_tensor(graph: Graph, names: Sequence[str]) -> str | None:
+    """The first of ``names`` that is a sequence, optional or other non-tensor value, with its
+    type: ``"'x' is a seq(tensor(float))"``; ``None`` when all are tensors."""
+    for t in _tensors(graph, names):
+        if not t.is_tensor:
+            return f"{t.name!r} is a {t.type_str}"
+    return None
 
 
 def _type_proto(t: Tensor | None) -> onnx.TypeProto:

@@ -1,11 +1,15 @@
 """The CPU's answer: onnxruntime's CPU provider, else onnx's ReferenceEvaluator, which the CPU
-backend falls back to for what onnxruntime has no kernel for."""
+backend falls back to for what onnxruntime has no kernel for, and for the few cases where
+onnxruntime's kernel computes something other than the ONNX spec says (:func:`ort_departure`).
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from importlib import import_module
 
+import onnx
 from onnx import defs
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.ops import load_op
@@ -34,7 +38,79 @@ def _reference_has(domain: str, op_type: str, opset: int) -> bool:
     return True
 
 
+def _attr(node: onnx.NodeProto, name: str, default: object) -> object:
+    for a in node.attribute:
+        if a.name == name:
+            value = onnx.helper.get_attribute_value(a)
+            return value.decode() if isinstance(value, bytes) else value
+    return default
+
+
+def _given(node: onnx.NodeProto, i: int) -> bool:
+    return len(node.input) > i and bool(node.input[i])
+
+
+def _dft_departs(node: onnx.NodeProto) -> str | None:
+    # Not a reading of the spec but accuracy: against a float64 FFT, onnxruntime 1.32's float32
+    # DFT is off by up to 1.3e-6 / 2.2e-5 / 2.5e-4 of the largest bin at lengths 10 / 100 /
+    # 1000 (error growing with the length, as a direct sum's does) and 3e-7..7e-7 at powers of
+    # two; numpy's FFT, which onnx's reference implementation calls, stays under 4e-8.
+    return (
+        f"onnxruntime's {node.op_type} is less accurate (up to 2.5e-4 of the largest bin at "
+        "length 1000, against numpy's FFT's 4e-8)"
+    )
+
+
+def _resize_departs(node: onnx.NodeProto) -> str | None:
+    # The spec defines scale = length_resized / length_original, so with `scales` given,
+    # align_corners divides by (length_original * scale - 1), a fractional length; onnxruntime
+    # divides by the rounded output length minus one.
+    if _attr(node, "coordinate_transformation_mode", "half_pixel") != "align_corners":
+        return None
+    if _attr(node, "mode", "nearest") == "nearest" or not _given(node, 2):
+        return None
+    return (
+        "align_corners with `scales`: onnxruntime divides by the rounded output length, the "
+        "spec by length_original * scale"
+    )
+
+
+def _attention_departs(node: onnx.NodeProto) -> str | None:
+    # Spec: "disallowed positions contribute -inf to the bias"; mode 2 of qk_matmul_output is
+    # QK + softcap + bias, where onnxruntime writes the lowest finite float instead of -inf.
+    if _attr(node, "qk_matmul_output_mode", 0) != 2 or len(node.output) < 4:
+        return None
+    if not node.output[3]:
+        return None
+    return "qk_matmul_output mode 2: onnxruntime masks with the lowest float, the spec with -inf"
+
+
+_ORT_DEPARTURES: dict[tuple[str, str], Callable[[onnx.NodeProto], str | None]] = {
+    ("", "DFT"): _dft_departs,
+    ("", "STFT"): _dft_departs,
+    ("", "Resize"): _resize_departs,
+    ("", "Attention"): _attention_departs,
+}
+
+
+def ort_departure(node: onnx.NodeProto) -> str | None:
+    """Why onnxruntime's CPU kernel would compute ``node`` otherwise than the ONNX spec says
+    (``None`` when it computes it as specified, as far as is known here).
+
+    The CPU backend runs a stage holding such a node on onnx's ReferenceEvaluator instead. The
+    cases are those where the spec's text is unambiguous and onnxruntime's result was measured
+    to differ from it (Resize with align_corners and scales, Attention's masked
+    qk_matmul_output), and DFT/STFT, whose onnxruntime kernel was measured to lose accuracy
+    far beyond float32 rounding; a kernel merely rounding differently is not one.
+    """
+    check = _ORT_DEPARTURES.get((_domain(node.domain), node.op_type))
+    return check(node) if check is not None else None
+
+
 def cpu_verdict(node: Node, graph: Graph, precision: str) -> Verdict:
+    departs = ort_departure(node.proto)
+    if departs and reference_evaluator_supports(node, graph):
+        return Verdict(True, f"{node.op_type}: onnx ReferenceEvaluator ({departs})")
     ort = _ort_verdict(
         _live_kernels("CPUExecutionProvider"), "onnxruntime CPU", node, graph, fp16_cast=True
     )

@@ -15,6 +15,7 @@ from hetnpu.devices.capability._common import (
     _dtype,
     _first_versions,
     _load_json,
+    _non_tensor,
     _opset,
     _tensors,
 )
@@ -48,6 +49,11 @@ def _npu_domain(node: Node, graph: Graph, precision: str) -> str | None:
     if _domain(node.domain):
         return f"domain {node.domain!r}: ATC parses only the default ONNX domain"
     return None
+
+
+def _npu_tensors_only(node: Node, graph: Graph, precision: str) -> str | None:
+    found = _non_tensor(graph, (*node.inputs, *node.outputs))
+    return f"{found}: ATC compiles tensors only" if found else None
 
 
 def _npu_control_flow(node: Node, graph: Graph, precision: str) -> str | None:
@@ -222,6 +228,7 @@ _NPU_LIMITS: dict[str, Callable[[Node, Graph], str | None]] = {
 # In order: later checks may assume the op is listed and its shapes are static.
 _NPU_CHECKS = (
     _npu_domain,
+    _npu_tensors_only,
     _npu_control_flow,
     _npu_listed,
     _npu_opset,

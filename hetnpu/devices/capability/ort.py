@@ -16,6 +16,7 @@ from hetnpu.devices.capability._common import (
     Verdict,
     _domain,
     _load_json,
+    _non_tensor,
     _onnx_type,
     _opset,
     _schema,
@@ -132,5 +133,9 @@ def _ort_verdict(
 
 
 def gpu_verdict(node: Node, graph: Graph, precision: str) -> Verdict:
+    # Values cross to and from a GPU stage as arrays; sequences and optionals stay on the host.
+    found = _non_tensor(graph, (*node.inputs, *node.outputs))
+    if found:
+        return Verdict(False, f"{node.op_type}: {found}; only tensors move to the GPU")
     table, label = _cuda_kernels()
     return _ort_verdict(table, label, node, graph, fp16_cast=False)
