@@ -13,6 +13,7 @@ from rich.table import Table
 
 from hetnpu.atomic import atomic_write_text
 from hetnpu.cli.app import app
+from hetnpu.cli.info import BranchOpt, TripsOpt, parse_control
 from hetnpu.cli.options import InputShapeOpt, parse_input_shapes
 from hetnpu.errors import ConfigError
 
@@ -111,6 +112,8 @@ def simulate(
             "--strategy", help="Placement for --devices: capability, affinity, heft, exact."
         ),
     ] = None,
+    branch: BranchOpt = None,
+    trips: TripsOpt = None,
 ) -> None:
     """Simulate MODEL on an Ascend chip, cycle by cycle, and summarise the run.
 
@@ -125,6 +128,7 @@ def simulate(
         raise ConfigError(f"--trace-level {trace_level!r}: expected op or instr")
     spec = chips.load(chip, overrides=parse_sets(set_) or None)
     graph = _load_model(model, parse_input_shapes(input_shape), batch)
+    control = parse_control(branch, trips)
     if devices is not None or strategy is not None:
         from hetnpu.cli.system_summary import run_system
 
@@ -163,6 +167,8 @@ def simulate(
             trace_level=trace_level if trace else None,
             max_events=max_events,
             progress=progress,
+            branches=control.branches,
+            trips=control.trips,
         )
     _print_summary(Console(), res, batch or 1, model)
     if json_out is not None:
@@ -200,9 +206,13 @@ def _print_summary(console: Console, res: Any, batch: int, model: str) -> None:
         "share",
         "bound",
         "sim/roofline",
+        "mechanism",
         title="costliest ops",
         title_justify="left",
     )
+    from hetnpu.traces.attribution import op_mechanism
+
+    mechanism = {o.name: op_mechanism(o) for o in res.ops}
     for row in res.op_table(10):
         ratio = row["roofline_ratio"]
         table.add_row(
@@ -212,6 +222,7 @@ def _print_summary(console: Console, res: Any, batch: int, model: str) -> None:
             f"{row['share']:.1%}",
             row["bound"],
             "-" if ratio == float("inf") else f"{ratio:.2f}",
+            mechanism[row["name"]] or "-",
         )
     console.print(table)
     if res.unsupported:
@@ -221,6 +232,21 @@ def _print_summary(console: Console, res: Any, batch: int, model: str) -> None:
 
 
 def _report_check(res: Any) -> None:
+    from hetnpu.traces.attribution import op_mechanism, result_time_parts
+
+    parts = result_time_parts(res.ops)
+    total = sum(parts.values()) or 1
+    print(
+        "check: time by mechanism: "
+        + ", ".join(f"{m} {c / total:.1%}" for m, c in parts.items() if c)
+    )
+    for o in sorted(res.ops, key=lambda o: (-(o.launch_cycles + o.cycles), o.index))[:5]:
+        if not o.launch_cycles + o.cycles:
+            break
+        print(
+            f"check: {o.name} ({o.op_type}) {o.launch_cycles + o.cycles:,} cycles, "
+            f"{op_mechanism(o) or '-'}"
+        )
     bad = res.check_violations()
     timed = [o for o in res.ops if o.roofline_cycles > 0]
     if timed:

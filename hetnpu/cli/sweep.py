@@ -40,7 +40,11 @@ def _study(
 @app.command()
 def sweep(
     model: Annotated[
-        str | None, typer.Argument(help="An .onnx file or a hetnpu.models name (or --study).")
+        str | None,
+        typer.Argument(
+            help="An .onnx file or a hetnpu.models name, or an LLM: a decoder config.json or a "
+            "shipped config (qwen2-7b, ...; see hetnpu llm) (or --study)."
+        ),
     ] = None,
     chip: Annotated[
         str | None,
@@ -52,7 +56,7 @@ def sweep(
             "--grid",
             help="KEY=v1,v2,... varied as a cartesian product (repeatable). KEY: any chip spec "
             "field, batch, shape[.INPUT] (1x3x224x224), precision, double_buffer, strategy, "
-            "devices (npu+cpu).",
+            "devices (npu+cpu); for an LLM batch, precision, prompt, generate, kv_cache.",
         ),
     ] = None,
     zipped: Annotated[

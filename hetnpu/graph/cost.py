@@ -19,6 +19,11 @@ Counting conventions
   Partial readers (Slice, Gather) are charged their whole inputs.
 - **Kinds** are the op families of :mod:`hetnpu.graph.opfamilies`, the table the simulator's
   lowering reads too.
+- **Control flow**: an If, Loop or Scan does the work of the subgraph it runs, times its
+  trips, by the rule of :mod:`hetnpu.graph.control` (known condition or trip count, else the
+  caller's ``control`` choice, else the larger branch / one trip); its bytes are its own.
+- **Recurrent ops** (LSTM, GRU, RNN): per step gate projections and gate arithmetic
+  (:mod:`hetnpu.graph.cost_rnn`).
 - **Zero work**: ops in ``ZERO_WORK_OPS`` only relabel memory, and nodes folded at compile time
   (``Node.is_constant``) never run; both cost nothing, bytes included.
 - **Unknown shapes** never raise: an unknown dim counts as 1 (so a symbolic batch gives the
@@ -39,6 +44,9 @@ from types import MappingProxyType
 
 import numpy as np
 
+from hetnpu.graph.control import ControlOptions
+from hetnpu.graph.cost_rnn import rnn_work
+from hetnpu.graph.cost_transformer import attention_work, rotary_work
 from hetnpu.graph.ir import Graph, Node, Tensor
 from hetnpu.graph.opfamilies import KINDS, ZERO_WORK_OPS, family
 
@@ -233,6 +241,12 @@ def _pool(graph: Graph, node: Node, *, per_tap: int, per_out: int, whole: bool =
     return _Work(flops=taps * per_tap + y * per_out)
 
 
+def _recurrent(graph: Graph, node: Node) -> _Work:
+    # LSTM/GRU/RNN: per step and direction, gate projections plus gate arithmetic
+    # (conventions in hetnpu.graph.cost_rnn).
+    return _Work(*rnn_work(graph, node))
+
+
 def _per_element(graph: Graph, node: Node, *, per_element: int) -> _Work:
     return _Work(flops=_out(graph, node) * per_element)
 
@@ -377,8 +391,8 @@ def _registry(entries: Iterable[tuple[Iterable[str], _Formula]]) -> Mapping[str,
     return MappingProxyType(table)
 
 
-# Data movement and zero-work ops do no arithmetic, and a control-flow body's work depends on
-# run-time trip counts and branches (counted as 0): none of them has a formula.
+# Data movement and zero-work ops do no arithmetic: they have no formula. Control flow's work
+# is its subgraphs' (hetnpu.graph.cost_control), counted by node_cost itself.
 _FORMULAS: Mapping[str, _Formula] = _registry(
     [
         (("Conv", "DeformConv"), partial(_conv, b=2)),
@@ -389,6 +403,10 @@ _FORMULAS: Mapping[str, _Formula] = _registry(
         (("QLinearMatMul",), partial(_matmul, b=3)),
         (("Gemm",), _gemm),
         (("Einsum",), _einsum),
+        (("LSTM", "GRU", "RNN"), _recurrent),
+        # Attention and RotaryEmbedding (opset 23): conventions in hetnpu.graph.cost_transformer.
+        (("Attention",), lambda g, n: _Work(*attention_work(g, n))),
+        (("RotaryEmbedding",), lambda g, n: _Work(*rotary_work(g, n))),
         (("MaxPool",), partial(_pool, per_tap=1, per_out=0)),  # a compare per tap
         (("AveragePool",), partial(_pool, per_tap=1, per_out=1)),  # add per tap, divide
         (("LpPool",), partial(_pool, per_tap=2, per_out=1)),  # |x|^p and add, root
@@ -418,7 +436,13 @@ _FORMULAS: Mapping[str, _Formula] = _registry(
 # --- public API --------------------------------------------------------------------------
 
 
-def node_cost(graph: Graph, node: Node, *, itemsize: _Itemsize | None = None) -> NodeCost:
+def node_cost(
+    graph: Graph,
+    node: Node,
+    *,
+    itemsize: _Itemsize | None = None,
+    control: ControlOptions | None = None,
+) -> NodeCost:
     """The work of one node.
 
     Parameters
@@ -431,6 +455,9 @@ def node_cost(graph: Graph, node: Node, *, itemsize: _Itemsize | None = None) ->
         Bytes per element of a tensor, for the byte counts; by default its dtype's. A device
         that holds tensors in other sizes (an NPU computing float32 models in fp16) passes its
         own, so its bytes follow the same counting conventions.
+    control
+        Branch and trip choices and fed values for If/Loop/Scan nodes, whose work is that of
+        the subgraphs they run (:mod:`hetnpu.graph.cost_control`).
 
     Returns
     -------
@@ -449,6 +476,11 @@ def node_cost(graph: Graph, node: Node, *, itemsize: _Itemsize | None = None) ->
         return NodeCost(0, 0, 0, 0, 0, "zero")
     formula = _FORMULAS.get(node.op_type) if kind != "unknown" else None
     work = formula(graph, node) if formula is not None else _Work()
+    if kind == "control":
+        from hetnpu.graph.cost_control import control_cost
+
+        ran = control_cost(graph, node, control)
+        work = _Work(ran.shown_macs, ran.shown_flops)
     size_of = itemsize or _model_itemsize
     read = weights = 0
     for name in dict.fromkeys(node.all_inputs):
@@ -461,11 +493,11 @@ def node_cost(graph: Graph, node: Node, *, itemsize: _Itemsize | None = None) ->
     return NodeCost(work.macs, work.flops, read, written, weights, work.kind or kind)
 
 
-def graph_cost(graph: Graph) -> dict[str, NodeCost]:
+def graph_cost(graph: Graph, *, control: ControlOptions | None = None) -> dict[str, NodeCost]:
     """Cost of every node, keyed by node name, in topological order."""
-    return {node.name: node_cost(graph, node) for node in graph}
+    return {node.name: node_cost(graph, node, control=control) for node in graph}
 
 
-def total_cost(graph: Graph) -> NodeCost:
+def total_cost(graph: Graph, *, control: ControlOptions | None = None) -> NodeCost:
     """The sum of every node's cost (kind ``"total"``)."""
-    return sum(graph_cost(graph).values(), _ZERO_TOTAL)
+    return sum(graph_cost(graph, control=control).values(), _ZERO_TOTAL)

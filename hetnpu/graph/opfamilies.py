@@ -6,7 +6,8 @@ program shape an op becomes, :mod:`hetnpu.simulator.lowering`) read, so the two 
 disagree about an op. It knows nothing of devices: which ops a device runs, or how fast, lives
 with the devices and the simulator.
 
-Families (:data:`KINDS`): ``conv`` and ``matmul`` are the Cube's work; ``pool`` includes the
+Families (:data:`KINDS`): ``conv`` and ``matmul`` are the Cube's work (``matmul`` includes the
+recurrent ops, whose work is their gate projections); ``pool`` includes the
 global pools; ``zero`` ops only relabel memory or metadata (Dropout at inference is Identity);
 ``control`` ops run subgraphs; an op outside the table, or outside onnx's own domain, is
 ``unknown``.
@@ -56,7 +57,10 @@ _FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Constant", "Optional", "OptionalGetElement", "OptionalHasElement",
     )),
     ("conv", ("Conv", "DeformConv", "ConvInteger", "QLinearConv", "ConvTranspose")),
-    ("matmul", ("MatMul", "MatMulInteger", "QLinearMatMul", "Gemm", "Einsum")),
+    ("matmul", (
+        "MatMul", "MatMulInteger", "QLinearMatMul", "Gemm", "Einsum", "LSTM", "GRU", "RNN",
+        "Attention",
+    )),
     ("pool", (
         "MaxPool", "AveragePool", "LpPool", "GlobalMaxPool", "GlobalAveragePool", "GlobalLpPool",
     )),
@@ -68,7 +72,7 @@ _FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Tanh", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh",
         "Atanh", "Sigmoid", "Clip", "LeakyRelu", "PRelu", "ThresholdedRelu", "HardSigmoid",
         "HardSwish", "Elu", "Selu", "Celu", "Softplus", "Softsign", "Mish", "Shrink", "Gelu",
-        "QuantizeLinear", "DequantizeLinear", "Sum", "Max", "Min", "Mean",
+        "QuantizeLinear", "DequantizeLinear", "Sum", "Max", "Min", "Mean", "RotaryEmbedding",
     )),
     ("reduction", (
         "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceMean", "ReduceL1",

@@ -33,6 +33,7 @@ from hetnpu.models._builder import OPSET, count_params, shapes_only
 from hetnpu.models.alexnet import alexnet
 from hetnpu.models.bert import bert_base, bert_squad
 from hetnpu.models.crnn import crnn
+from hetnpu.models.decoder import build_decoder
 from hetnpu.models.densenet import densenet121
 from hetnpu.models.inception import googlenet, inception_v3
 from hetnpu.models.mlp import mlp
@@ -53,6 +54,7 @@ __all__ = [
     "bert_base",
     "bert_squad",
     "build",
+    "build_decoder",
     "count_params",
     "crnn",
     "densenet121",

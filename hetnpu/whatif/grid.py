@@ -16,6 +16,10 @@ A point is a plain dict of ``{parameter: value}``. A parameter is either a chip 
     Partition the model over ``devices`` (``npu+cpu``, ``npu+gpu+cpu``) with a placement
     strategy and time the whole system instead of the chip alone.
 
+``prompt`` / ``generate`` / ``kv_cache``
+    For an LLM (a decoder ``config.json`` or a shipped config name, :mod:`hetnpu.whatif.llm`):
+    prompt tokens, tokens generated, and ``inplace`` or ``concat`` cache growth.
+
 Values that are lists on the command line (shapes, device lists) use ``x`` and ``+`` so that
 ``,`` can separate the values of a sweep.
 """
@@ -33,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hetnpu.devices.precision_modes import PRECISIONS
 from hetnpu.devices.presets import flatten_table
 from hetnpu.errors import ConfigError
 
@@ -48,9 +53,11 @@ __all__ = [
     "spec_keys",
 ]
 
-RUN_KEYS = ("batch", "shape", "precision", "double_buffer", "strategy", "devices")
+RUN_KEYS = (
+    "batch", "shape", "precision", "double_buffer", "strategy", "devices",
+    "prompt", "generate", "kv_cache",
+)  # fmt: skip
 """Parameters that are not chip fields: what runs, rather than what it runs on."""
-PRECISIONS = ("fp16", "fp32", "int8")
 _NOT_SWEPT = ("name", "inherits")  # identity of the preset, not a property of the chip
 
 
@@ -142,6 +149,12 @@ def normalise_run_value(key: str, value: Any) -> Any:
         if not isinstance(dims, list | tuple) or not dims:
             raise ConfigError(f"{key}: expected dims like 1x3x224x224, got {value!r}")
         return "x".join(str(_positive_int(key, d)) for d in dims)
+    if key in ("prompt", "generate"):
+        return _positive_int(key, value)
+    if key == "kv_cache":
+        if value not in ("inplace", "concat"):
+            raise ConfigError(f"kv_cache: expected inplace or concat, got {value!r}")
+        return value
     if key == "precision":
         if value not in PRECISIONS:
             raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {value!r}")

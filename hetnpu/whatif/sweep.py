@@ -128,6 +128,10 @@ def prepare(study: Study) -> PreparedSweep:
 
     points = study.points()
     ref = resolve_model(study.model)
+    if ref.kind == "llm":
+        from hetnpu.whatif.llm_sweep import prepare_points
+
+        return PreparedSweep(study, *prepare_points(study, ref, points), study.params)
     base = chips.load(study.chip)
     digest = _digest(ref)
     probe = load_graph(ref, None) if ref.kind == "zoo" else None

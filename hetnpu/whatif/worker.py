@@ -28,7 +28,7 @@ class ModelRef:
 
     source: str
     kind: str
-    """``"file"`` or ``"zoo"``."""
+    """``"file"``, ``"zoo"`` or ``"llm"`` (a decoder config, timed by :mod:`hetnpu.whatif.llm`)."""
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,17 @@ class Task:
     strategy: str | None = None
     devices: tuple[str, ...] | None = None
     batch: int = 1
+    llm: tuple[tuple[str, Any], ...] = ()
+    """An LLM point's ``prompt``, ``generate`` and ``kv_cache``."""
 
 
 def resolve_model(model: str) -> ModelRef:
-    """A file if ``model`` is one, else a model-zoo name; ConfigError if it is neither."""
+    """A file if ``model`` is one, else a model-zoo name; ConfigError if it is neither. A
+    decoder ``config.json`` or a shipped decoder config name is an LLM."""
+    from hetnpu.models.decoder import KNOWN_CONFIGS
+
+    if model in KNOWN_CONFIGS or (model.endswith(".json") and os.path.isfile(model)):
+        return ModelRef(os.path.abspath(model) if os.path.isfile(model) else model, "llm")
     if os.path.isfile(model):
         return ModelRef(os.path.abspath(model), "file")
     from hetnpu import models
@@ -104,6 +111,11 @@ def _busy(results: list[Any]) -> dict[str, float]:
 def simulate_task(task: Task) -> dict[str, Any]:
     """Simulate one point and return its metrics (raises what the simulator raises)."""
     from hetnpu import api, simulator
+
+    if task.model.kind == "llm":
+        from hetnpu.whatif.llm_sweep import sweep_metrics
+
+        return sweep_metrics(task.model.source, task.spec, task.batch, task.precision, task.llm)
 
     graph = load_graph(task.model, task.shapes)
     t0, c0 = time.perf_counter(), time.process_time()

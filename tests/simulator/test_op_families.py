@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 from hetnpu.graph import Graph, Node, load
 from hetnpu.graph.cost import node_cost
-from hetnpu.simulator.lowering import LOWERINGS, matmul, movement, vector
+from hetnpu.simulator.lowering import LOWERINGS, attention, matmul, movement, vector
 
 _SERVES: dict[Callable[..., object] | None, frozenset[str]] = {
     matmul.lower_conv: frozenset({"conv"}),
@@ -26,6 +26,9 @@ _SERVES: dict[Callable[..., object] | None, frozenset[str]] = {
     movement.lower_gather: frozenset({"data_movement"}),
     movement.lower_permute: frozenset({"data_movement"}),
     getattr(movement, "lower_fill", None): frozenset({"data_movement"}),
+    attention.lower_attention: frozenset({"matmul"}),
+    attention.lower_rms_norm: frozenset({"norm"}),
+    attention.lower_rotary: frozenset({"elementwise"}),
 }
 """The kinds of work each lowering function is the program shape of."""
 

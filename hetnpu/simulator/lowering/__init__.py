@@ -21,6 +21,7 @@ from typing import Any
 from hetnpu.errors import ScheduleError
 from hetnpu.graph.ir import Graph, Node
 from hetnpu.graph.opfamilies import COPY, FAMILY, FILL, GATHER, MOVEMENT, PERMUTE, ZERO_WORK_OPS
+from hetnpu.simulator.lowering.attention import ATTENTION_LOWERINGS
 from hetnpu.simulator.lowering.common import (
     MAX_OP_INSTRUCTIONS,
     LowerCtx,
@@ -108,6 +109,8 @@ LOWERINGS: dict[str, Lowering] = {
     **{op: _lowering_of(op) for op in _TIMED},
     # Not an ONNX op: the layout conversion the chip inserts in front of a Conv.
     "TransData": lower_permute,
+    # Opset-23 transformer ops, as CANN's fused kernels (lowering/attention.py).
+    **ATTENTION_LOWERINGS,
 }
 """op_type → lowering function."""
 

@@ -1,0 +1,454 @@
+"""LLM inference on one NPU: time to first token, per-token decode latency, memory fit.
+
+:func:`estimate` answers for a decoder (:mod:`hetnpu.models.decoder`), a chip preset, a batch,
+a prompt length and a number of generated tokens. Its times come from the cycle-level
+simulator (the opset-23 fused graph, as torch_npu/torchair runs it: flash attention, fused
+RMSNorm and RoPE), made fast by replaying what repeats:
+
+- **Layers.** Every layer has the same ops and shapes, and each reads its own weights from
+  HBM (no layer finds another's in L2), so one layer simulated after the embedding is what
+  every layer costs: a phase is simulated with one layer, whose ops are counted ``layers``
+  times, plus the embedding and the LM head once.
+- **Batch (prefill).** Past ``2b`` sequences (``b · P`` = :data:`PREFILL_TOKENS` rows), a
+  prompt pass is simulated for ``b`` and ``2b`` sequences and extrapolated linearly to ``B``:
+  every further ``b`` sequences cost what the second ``b`` did, once the Cube cores are busy.
+- **Decode steps.** A step's time grows linearly with the KV length (the cache read is linear
+  in it, the rest does not depend on it), so steps are simulated at :data:`DECODE_SAMPLES` KV
+  lengths spread over the generation and the others interpolated; their sum is the decode time.
+
+Each shortcut is tested against the full simulation on a small model (``tests/llm``, ≤ 2 %).
+
+Memory: weights (parameters × element bytes), the KV cache at the final context
+(:meth:`~hetnpu.models.decoder.DecoderConfig.kv_bytes_per_token`), activations (the live
+tensors of a prefill layer, see :func:`memory`) and a runtime workspace
+(:data:`WORKSPACE_BYTES`), against the chip's HBM; :func:`memory` also gives the largest batch
+and context that fit.
+
+MoE layers are timed with an even expert load (``build_decoder(moe="even")``); the KV cache is
+appended in place unless ``kv_cache="concat"`` asks for the copy Hugging Face's ``torch.cat``
+makes every step.
+
+Left out: host-side time (tokenisation, sampling, the framework's per-step Python and launch
+overhead), speculative decoding, paged-attention block granularity, MoE load imbalance,
+multi-chip parallelism (:mod:`hetnpu.whatif.parallel_search` builds on this module for it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hetnpu.devices.presets import load_npu, names
+from hetnpu.devices.spec import NpuSpec
+from hetnpu.errors import ConfigError
+from hetnpu.models.decoder import DecoderConfig, build_decoder, load_config
+from hetnpu.simulator import SimResult, simulate
+from hetnpu.simulator.frontend import torch_frontend
+
+__all__ = [
+    "DECODE_SAMPLES",
+    "PRECISIONS",
+    "PREFILL_TOKENS",
+    "WORKSPACE_BYTES",
+    "LlmEstimate",
+    "Memory",
+    "PhaseTime",
+    "default_chip",
+    "estimate",
+    "memory",
+    "phase_time",
+]
+
+PRECISIONS: Mapping[str, str] = {"fp16": "fp16", "bf16": "fp16", "fp32": "fp32"}
+"""LLM precision → the simulator's precision mode. bf16 runs as fp16 does on the 910B: the
+same 2-byte elements and the same 16x16x16 Cube fractal (ascend-facts §1.1: DtypeMKN default
+(fp16/bf16) = 16,16,16; A2 ``support_bf16=1``)."""
+
+PREFILL_TOKENS = 2048
+"""Rows of the smaller of the two prompt passes a large batch is extrapolated from (at least
+one sequence). Measured on Qwen2-7B, batch 16 x 1024 tokens, 910B4: extrapolating from 2048
+and 4096 rows is 0.2 % off the full simulation; from 1024 and 2048 rows, 6 % (too few row
+tiles of 128 per core for the waves to be regular)."""
+
+DECODE_SAMPLES = 4
+"""KV lengths at which decode steps are simulated (interpolated between)."""
+
+WORKSPACE_BYTES = 1 << 30
+"""Runtime workspace reserved on the device (assumption: 1 GiB for the framework's caching
+allocator, HCCL and operator workspaces; no source gives a figure, and torch_npu reserves it
+dynamically)."""
+
+ITEMSIZE = {"fp16": 2, "bf16": 2, "fp32": 4}
+
+
+def default_chip() -> str:
+    """``ascend910b4`` (one 910B of an Atlas 800I A2) when the preset exists, else ascend910b."""
+    return "ascend910b4" if "ascend910b4" in names() else "ascend910b"
+
+
+@dataclass(frozen=True)
+class PhaseTime:
+    """The simulated time of one forward pass and where it went."""
+
+    seconds: float
+    by_class: Mapping[str, float]
+    """Seconds per op class (attention, matmul, lm_head, norm+rope, other)."""
+    bound: Mapping[str, str]
+    """Op class → compute or memory: which bound most of its time was."""
+    wall_s: float
+    """Wall time of the simulations behind this figure."""
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Device memory in bytes, and what fits."""
+
+    weights: int
+    kv_cache: int
+    activations: int
+    workspace: int
+    capacity: int
+    max_batch: int
+    """Largest batch whose memory fits at this context (0: not even one sequence)."""
+    max_context: int
+    """Largest prompt + generated tokens that fits at this batch."""
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.activations + self.workspace
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= self.capacity
+
+
+@dataclass(frozen=True)
+class LlmEstimate:
+    """What :func:`estimate` answers."""
+
+    model: str
+    chip: str
+    precision: str
+    batch: int
+    prompt: int
+    generate: int
+    ttft_s: float
+    decode_s: float
+    """Time of all generated tokens after the first."""
+    per_token_s: tuple[tuple[int, float], ...]
+    """(KV length, seconds of one decode step) at the sampled lengths."""
+    memory: Memory
+    prefill: PhaseTime
+    decode: PhaseTime
+    """The decode step at the longest sampled KV length."""
+    wall_s: float
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean_token_s(self) -> float:
+        return self.decode_s / max(self.generate - 1, 1)
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second over the whole request (prefill included), batch-wide."""
+        total = self.ttft_s + self.decode_s
+        return self.batch * self.generate / total if total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        mem = asdict(self.memory)
+        mem["total"], mem["fits"] = self.memory.total, self.memory.fits
+        return {
+            "model": self.model,
+            "chip": self.chip,
+            "precision": self.precision,
+            "batch": self.batch,
+            "prompt": self.prompt,
+            "generate": self.generate,
+            "ttft_s": self.ttft_s,
+            "decode_s": self.decode_s,
+            "mean_token_s": self.mean_token_s,
+            "tokens_per_s": self.tokens_per_s,
+            "per_token_s": [{"kv_len": k, "seconds": s} for k, s in self.per_token_s],
+            "memory": mem,
+            "prefill": _phase_dict(self.prefill),
+            "decode": _phase_dict(self.decode),
+            "overrides": dict(self.overrides),
+            "wall_s": self.wall_s,
+        }
+
+
+def _phase_dict(p: PhaseTime) -> dict[str, Any]:
+    return {"seconds": p.seconds, "by_class": dict(p.by_class), "bound": dict(p.bound)}
+
+
+def _op_class(name: str, op_type: str) -> str:
+    if name.startswith("/lm_head"):
+        return "lm_head"
+    if op_type in ("Attention", "Softmax") or "/self_attn/MatMul" in name:
+        return "attention"
+    if op_type in ("MatMul", "Gemm"):
+        return "matmul"
+    if (
+        op_type in ("RMSNormalization", "RotaryEmbedding")
+        or "layernorm" in name
+        or "rotary" in name
+    ):
+        return "norm+rope"
+    return "other"
+
+
+def _layer_of(name: str) -> int | None:
+    if name.startswith("/model/layers."):
+        return int(name.split(".", 2)[1].split("/", 1)[0])
+    return None
+
+
+def _simulate(
+    config: DecoderConfig, spec: NpuSpec, precision: str, layers: int, **shape: Any
+) -> SimResult:
+    model = build_decoder(config, weights="absent", layers=layers, moe="even", **shape)
+    with torch_frontend():
+        res = simulate(model, spec, precision=PRECISIONS[precision])
+    if res.unsupported:
+        u = res.unsupported[0]
+        raise ConfigError(f"{config.name}: op {u.name} ({u.op_type}) cannot be timed: {u.reason}")
+    return res
+
+
+def phase_time(
+    config: DecoderConfig,
+    spec: NpuSpec,
+    precision: str,
+    *,
+    phase: str,
+    batch: int,
+    seq: int,
+    kv_len: int,
+    replay: bool = True,
+    kv_cache: str = "inplace",
+) -> PhaseTime:
+    """Simulated time of one pass (see the module docstring for the replay); ``replay=False``
+    simulates every layer and the whole batch."""
+    if not replay or config.layers == 1:
+        res = _simulate(config, spec, precision, config.layers, phase=phase, batch=batch,
+                        seq=seq, kv_len=kv_len, kv_cache=kv_cache)  # fmt: skip
+        return _phase(res, spec, {})
+
+    def layers_replayed(sim_batch: int) -> PhaseTime:
+        res = _simulate(config, spec, precision, 1, phase=phase, batch=sim_batch, seq=seq,
+                        kv_len=kv_len, kv_cache=kv_cache)  # fmt: skip
+        return _phase(res, spec, {0: float(config.layers)})
+
+    most = max(1, PREFILL_TOKENS // seq)
+    if phase == "decode" or batch <= 2 * most:
+        return layers_replayed(batch)
+    # Two batch sizes b and 2b, extrapolated linearly to B: each further b sequences cost what
+    # the second b did (the fixed part of the pass, and the first wave's, counted once).
+    one, two = layers_replayed(most), layers_replayed(2 * most)
+    reps = (batch - most) / most
+    return PhaseTime(
+        one.seconds + reps * (two.seconds - one.seconds),
+        {
+            k: one.by_class.get(k, 0.0) + reps * (v - one.by_class.get(k, 0.0))
+            for k, v in two.by_class.items()
+        },
+        two.bound,
+        one.wall_s + two.wall_s,
+    )
+
+
+def _phase(res: SimResult, spec: NpuSpec, weight: Mapping[int, float]) -> PhaseTime:
+    """Time of ``res`` with layer ``i``'s ops counted ``weight[i]`` times, other ops once. Ops
+    run one after another on the stream, so an op's share is its span plus the launch before
+    it."""
+    by_class: dict[str, float] = defaultdict(float)
+    bound_time: dict[tuple[str, str], float] = defaultdict(float)
+    prev_end = 0
+    total = 0.0
+    for op in res.ops:
+        span = op.end - prev_end if op.end > prev_end else 0
+        prev_end = max(prev_end, op.end)
+        layer = _layer_of(op.name)
+        w = weight.get(layer, 1.0) if layer is not None else 1.0
+        cls = _op_class(op.name, op.op_type)
+        by_class[cls] += w * span
+        total += w * span
+        if op.bound in ("compute", "memory"):
+            bound_time[(cls, op.bound)] += w * span
+    seconds = total / spec.clock_hz
+    bound = {}
+    for cls in by_class:
+        c, m = bound_time.get((cls, "compute"), 0.0), bound_time.get((cls, "memory"), 0.0)
+        bound[cls] = "compute" if c >= m else "memory"
+    return PhaseTime(
+        seconds,
+        {k: v / spec.clock_hz for k, v in sorted(by_class.items())},
+        dict(sorted(bound.items())),
+        res.wall_s,
+    )
+
+
+def memory(
+    config: DecoderConfig,
+    capacity: int,
+    *,
+    batch: int,
+    prompt: int,
+    generate: int,
+    precision: str,
+    workspace: int = WORKSPACE_BYTES,
+) -> Memory:
+    """Device memory of a request, and the largest batch and context that fit.
+
+    ``activations`` are the live tensors of one prefill layer, per token: the residual stream,
+    the normalised input and the attention output (3 × hidden), Q, K and V, and the FFN's gate
+    and up outputs (2 × intermediate, per expert routed for MoE); plus the last position's
+    float32 logits (4 × vocab per sequence).
+    """
+    item = ITEMSIZE[precision]
+    weights = config.param_count() * item
+    context = prompt + generate
+    kv_token = config.kv_bytes_per_token(item)
+    ffn = (
+        config.experts_per_token * config.expert_intermediate + config.shared_expert_intermediate
+        if config.moe
+        else config.intermediate
+    )
+    qkv = (config.heads + 2 * config.kv_heads) * config.head_dim
+    act_token = (3 * config.hidden + qkv + 2 * ffn) * item
+    per_seq_fixed = 4 * config.vocab
+
+    free = capacity - weights - workspace
+    per_seq = context * kv_token + prompt * act_token + per_seq_fixed
+    max_batch = max(0, free // per_seq) if free > 0 else 0
+    # Largest context at this batch, the prompt taking the same share of it as asked.
+    per_token = batch * (kv_token + act_token * prompt / context)
+    room = free - batch * per_seq_fixed
+    max_context = int(room // per_token) if room > 0 else 0
+    return Memory(
+        weights=weights,
+        kv_cache=batch * context * kv_token,
+        activations=batch * (prompt * act_token + per_seq_fixed),
+        workspace=workspace,
+        capacity=capacity,
+        max_batch=int(max_batch),
+        max_context=max_context,
+    )
+
+
+def estimate(
+    model: Any,
+    chip: str | NpuSpec | None = None,
+    *,
+    batch: int = 1,
+    prompt: int = 1024,
+    generate: int = 128,
+    precision: str = "fp16",
+    overrides: Mapping[str, Any] | None = None,
+    replay: bool = True,
+    samples: int = DECODE_SAMPLES,
+    require_fit: bool = False,
+    kv_cache: str = "inplace",
+) -> LlmEstimate:
+    """TTFT, decode latency, tokens/s and memory of ``model`` on ``chip``.
+
+    Parameters
+    ----------
+    model
+        A shipped config name, a ``config.json`` path, a dict or a DecoderConfig.
+    chip
+        A preset name or path (default :func:`default_chip`), or an ``NpuSpec``.
+    batch, prompt, generate
+        Sequences, prompt tokens each, tokens generated each (the first comes from prefill).
+    precision
+        fp16, bf16 or fp32 (:data:`PRECISIONS`).
+    overrides
+        Preset keys to change (``{"hbm_bytes_per_s": 1.2e12}``), as ``hetnpu sweep`` takes.
+    replay
+        Use the fast replay (default) or simulate every layer, sequence and step.
+    samples
+        KV lengths at which decode steps are simulated (with ``replay``).
+    require_fit
+        Raise :class:`ConfigError` when the request does not fit the chip's HBM.
+    kv_cache
+        ``inplace`` (the attention kernel appends to a preallocated cache) or ``concat`` (the
+        cache is copied into a longer one every step, as ``torch.cat`` in Hugging Face's
+        modeling code does): :func:`~hetnpu.models.decoder.build_decoder`'s ``kv_cache``.
+
+    Raises
+    ------
+    ConfigError
+        A bad model, chip, size or precision; with ``require_fit``, a request that does not fit
+        (naming the bytes needed and available).
+    """
+    config = load_config(model)
+    for key, value in (("batch", batch), ("prompt", prompt), ("generate", generate)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if prompt + generate > config.max_positions:
+        raise ConfigError(
+            f"{config.name}: prompt {prompt} + generate {generate} = {prompt + generate} tokens "
+            f"exceeds its {config.max_positions} positions (max_position_embeddings)"
+        )
+    if isinstance(chip, NpuSpec):
+        spec = chip
+    else:
+        spec = load_npu(chip or default_chip(), dict(overrides or {}))
+    mem = memory(config, spec.hbm_bytes, batch=batch, prompt=prompt, generate=generate,
+                 precision=precision)  # fmt: skip
+    if require_fit and not mem.fits:
+        raise ConfigError(
+            f"{config.name} at batch {batch}, context {prompt + generate}: needs "
+            f"{mem.total / 2**30:.1f} GiB (weights {mem.weights / 2**30:.1f}, KV cache "
+            f"{mem.kv_cache / 2**30:.1f}, activations {mem.activations / 2**30:.1f}, workspace "
+            f"{mem.workspace / 2**30:.1f}) but {spec.name} has {spec.hbm_bytes / 2**30:.1f} GiB; "
+            f"largest batch that fits: {mem.max_batch}, largest context: {mem.max_context}"
+        )
+    shape = {"batch": batch, "kv_cache": kv_cache}
+    prefill = phase_time(config, spec, precision, phase="prefill", seq=prompt, kv_len=0,
+                         replay=replay, **shape)  # fmt: skip
+    steps = np.arange(prompt, prompt + generate - 1)  # KV length before each decode step
+    decode: PhaseTime | None = None
+    points: list[tuple[int, float]] = []
+    wall = prefill.wall_s
+    if len(steps):
+        kvs = (
+            steps
+            if not replay
+            else np.unique(
+                np.linspace(steps[0], steps[-1], min(samples, len(steps))).round().astype(int)
+            )
+        )
+        for kv in kvs:
+            decode = phase_time(config, spec, precision, phase="decode", seq=1, kv_len=int(kv),
+                                replay=replay, **shape)  # fmt: skip
+            points.append((int(kv), decode.seconds))
+            wall += decode.wall_s
+        xs, ys = zip(*points, strict=True)
+        decode_s = float(np.interp(steps, xs, ys).sum())
+    else:
+        decode_s = 0.0
+    if decode is None:
+        decode = PhaseTime(0.0, {}, {}, 0.0)
+    return LlmEstimate(
+        model=config.name,
+        chip=spec.name,
+        precision=precision,
+        batch=batch,
+        prompt=prompt,
+        generate=generate,
+        ttft_s=prefill.seconds,
+        decode_s=decode_s,
+        per_token_s=tuple(points),
+        memory=mem,
+        prefill=prefill,
+        decode=decode,
+        wall_s=wall,
+        overrides=dict(overrides or {}),
+    )

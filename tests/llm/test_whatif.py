@@ -1,0 +1,162 @@
+"""hetnpu llm: memory fit by hand, the physics of prefill and decode, fast replay vs full."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hetnpu.cli import main
+from hetnpu.devices.presets import load_npu
+from hetnpu.errors import ConfigError
+from hetnpu.models.decoder import load_config
+from hetnpu.whatif import llm
+from hetnpu.whatif.llm import WORKSPACE_BYTES, estimate, memory, phase_time
+
+from .conftest import tiny_config
+
+# Big enough for the Cube and HBM to matter, small enough to simulate in a second.
+MEDIUM = tiny_config(
+    hidden_size=1024,
+    intermediate_size=2816,
+    num_attention_heads=8,
+    num_key_value_heads=2,
+    num_hidden_layers=4,
+    vocab_size=4096,
+    max_position_embeddings=4096,
+)
+
+
+def test_memory_is_the_hand_calculation():
+    c = load_config("llama-2-7b")
+    mem = memory(c, 32 * 2**30, batch=4, prompt=1024, generate=1024, precision="fp16")
+    weights = 6_738_415_616 * 2
+    kv_token = 2 * 32 * 32 * 128 * 2  # K and V, 32 layers, 32 kv heads of 128, fp16
+    act_token = (3 * 4096 + 3 * 4096 + 2 * 11008) * 2
+    assert mem.weights == weights
+    assert mem.kv_cache == 4 * 2048 * kv_token
+    assert mem.activations == 4 * (1024 * act_token + 4 * 32000)
+    assert mem.total == weights + mem.kv_cache + mem.activations + WORKSPACE_BYTES
+    per_seq = 2048 * kv_token + 1024 * act_token + 4 * 32000
+    free = 32 * 2**30 - weights - WORKSPACE_BYTES
+    assert mem.max_batch == free // per_seq
+    assert mem.fits == (mem.total <= 32 * 2**30)
+    # One more sequence than max_batch does not fit; max_batch does.
+    over = memory(c, 32 * 2**30, batch=mem.max_batch + 1, prompt=1024, generate=1024,
+                  precision="fp16")  # fmt: skip
+    at = memory(c, 32 * 2**30, batch=mem.max_batch, prompt=1024, generate=1024,
+                precision="fp16")  # fmt: skip
+    assert at.fits and not over.fits
+
+
+def test_a_request_that_cannot_fit_names_the_numbers():
+    with pytest.raises(ConfigError, match=r"needs 129\.\d GiB .* has 32\.0 GiB"):
+        estimate("llama-2-70b", "ascend910b4", prompt=16, generate=2, require_fit=True)
+
+
+def _decode(hbm: float) -> float:
+    spec = load_npu("ascend910b4", {"hbm_bytes_per_s": hbm})
+    c = load_config("llama-2-7b")  # weights dominate a batch-1 step
+    return phase_time(c, spec, "fp16", phase="decode", batch=1, seq=1, kv_len=256).seconds
+
+
+def test_batch_one_decode_time_follows_hbm_bandwidth():
+    # Halving the bandwidth (below the cores' MTE2 rate, so HBM is the limit) doubles the step.
+    slow, fast = _decode(0.3e12), _decode(0.6e12)
+    assert slow / fast == pytest.approx(2.0, rel=0.1)
+
+
+def test_long_prompt_prefill_follows_cube_throughput():
+    c = load_config(MEDIUM)
+    times = []
+    for cores in (10, 20):  # twice the Cube cores, twice the chip's MACs per cycle
+        spec = load_npu("ascend910b4", {"ai_cores": cores})
+        times.append(
+            phase_time(c, spec, "fp16", phase="prefill", batch=1, seq=2048, kv_len=0).by_class
+        )
+    ratio = (times[0]["matmul"] + times[0]["attention"]) / (
+        times[1]["matmul"] + times[1]["attention"]
+    )
+    assert ratio == pytest.approx(2.0, rel=0.15)
+
+
+def test_fast_replay_is_within_two_percent_of_the_full_simulation(monkeypatch):
+    # Rows per simulated prompt pass lowered so that batch 16 is extrapolated from 4 and 8.
+    monkeypatch.setattr(llm, "PREFILL_TOKENS", 1024)
+    kwargs = {"batch": 16, "prompt": 256, "generate": 12, "precision": "fp16"}
+    config = load_config(MEDIUM)
+    fast = estimate(config, "ascend910b4", **kwargs)
+    full = estimate(config, "ascend910b4", replay=False, **kwargs)
+    assert fast.ttft_s == pytest.approx(full.ttft_s, rel=0.02)
+    assert fast.decode_s == pytest.approx(full.decode_s, rel=0.02)
+    assert len(fast.per_token_s) < len(full.per_token_s)  # fewer steps simulated
+
+
+def test_a_sweep_over_hbm_bandwidth_shows_decode_slowing(capsys):
+    rc = main([
+        "llm", json_path(MEDIUM), "--chip", "ascend910b4", "--prompt", "64", "--generate", "3",
+        "--sweep", "hbm_bytes_per_s=0.3e12,0.6e12", "--json",
+    ])  # fmt: skip
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["point"]["hbm_bytes_per_s"] for r in rows] == [0.3e12, 0.6e12]
+    assert rows[0]["mean_token_s"] > 1.7 * rows[1]["mean_token_s"]
+
+
+def test_cli_bad_input_exits_2_with_one_line(capsys, tmp_path):
+    assert main(["llm", "no-such-model"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no-such-model" in err[0]
+    assert main(["llm", "llama-2-7b", "--prompt", "4000", "--generate", "200"]) == 2
+    assert "4200 tokens exceeds its 4096 positions" in capsys.readouterr().err
+
+
+_PATHS: dict[str, str] = {}
+
+
+def json_path(config: dict) -> str:
+    import tempfile
+    from pathlib import Path
+
+    key = json.dumps(config, sort_keys=True)
+    if key not in _PATHS:
+        path = Path(tempfile.mkdtemp()) / "config.json"
+        path.write_text(key)
+        _PATHS[key] = str(path)
+    return _PATHS[key]
+
+
+def test_an_even_moe_step_costs_what_the_dense_ffn_of_its_k_experts_does():
+    spec = load_npu("ascend910b4")
+    moe = load_config(
+        dict(MEDIUM, architectures=["MixtralForCausalLM"], intermediate_size=1408,
+             num_local_experts=8, num_experts_per_tok=2)
+    )  # fmt: skip
+    dense = load_config(dict(MEDIUM, intermediate_size=2 * 1408))
+    steps = [
+        phase_time(c, spec, "fp16", phase="decode", batch=1, seq=1, kv_len=128).by_class["matmul"]
+        for c in (moe, dense)
+    ]
+    assert steps[0] == pytest.approx(steps[1], rel=0.15)
+    # All 8 experts' weights would take about 4x the FFN's HBM time: the dispatch is not dense.
+    every = phase_time(moe, spec, "fp16", phase="decode", batch=4, seq=1, kv_len=128)
+    assert every.by_class["matmul"] > 2.0 * steps[0]
+
+
+def test_hetnpu_sweep_takes_a_decoder_config(tmp_path, capsys):
+    import csv
+
+    out = tmp_path / "sweep"
+    rc = main([
+        "sweep", json_path(MEDIUM), "--chip", "ascend910b4", "--grid",
+        "hbm_bytes_per_s=0.3e12,0.6e12", "--set", "prompt=64", "--set", "generate=3",
+        "--workers", "1", "-o", str(out),
+    ])  # fmt: skip
+    assert rc == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [float(r["hbm_bytes_per_s"]) for r in rows] == [0.3e12, 0.6e12]
+    assert float(rows[0]["mean_token_s"]) > 1.7 * float(rows[1]["mean_token_s"])
+    assert all(r["status"] == "ok" and r["fits"] == "True" for r in rows)
+    # A key that describes ONNX inputs is refused before anything runs.
+    assert main(["sweep", json_path(MEDIUM), "--grid", "shape=1x3", "-o", str(out)]) == 2
+    assert "does not apply to an LLM" in capsys.readouterr().err
