@@ -130,6 +130,7 @@ def simulate_system(
     precision: str = "fp16",
     trace_level: str | None = None,
     npu_costs: str = "roofline",
+    topology: Any = None,
 ) -> SystemResult:
     """Partition a model (unless ``plan`` is given) and run the plan on one system timeline.
 
@@ -150,6 +151,9 @@ def simulate_system(
         As :func:`hetnpu.simulator.system.simulate_system` takes them.
     npu_costs
         What the partitioner's NPU op costs come from (see :func:`make_cost_model`).
+    topology
+        The links between NPUs (preset name, TOML path or ``Topology``), for plans on several
+        (``npu:0``, ``npu:1``, …; see :mod:`hetnpu.scheduler.parallel`).
 
     Examples
     --------
@@ -173,4 +177,12 @@ def simulate_system(
         )
     from hetnpu.simulator.system import simulate_system as simulate_plan
 
-    return simulate_plan(plan, chip, cpu=cpu, gpu=gpu, precision=precision, trace_level=trace_level)
+    return simulate_plan(
+        plan,
+        chip,
+        cpu=cpu,
+        gpu=gpu,
+        precision=precision,
+        trace_level=trace_level,
+        topology=topology,
+    )

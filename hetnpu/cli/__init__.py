@@ -2,8 +2,9 @@
 
 One module per command group attaches its commands to :data:`hetnpu.cli.app.app`; the list
 of those modules below is the one place that wires them in. :func:`main` turns a
-:class:`~hetnpu.errors.HetnpuError` into one line on stderr and exit code 2
-(``HETNPU_DEBUG=1`` shows the traceback instead).
+:class:`~hetnpu.errors.HetnpuError` into one line on stderr, capped at
+:data:`~hetnpu.errors.MESSAGE_MAX_CHARS` characters, and exit code 2 (``HETNPU_DEBUG=1`` shows
+the traceback and the whole message instead).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from types import ModuleType
 from hetnpu.cli import (  # noqa: F401  (each attaches its commands)
     devices,
     info,
+    llm,
     models,
+    parallel,
     partition,
     run,
     simulate,
@@ -24,7 +27,7 @@ from hetnpu.cli import (  # noqa: F401  (each attaches its commands)
     traces,
 )
 from hetnpu.cli.app import app
-from hetnpu.errors import HetnpuError
+from hetnpu.errors import HetnpuError, capped
 
 
 def _exception_classes(name: str) -> tuple[type[BaseException], ...]:
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except HetnpuError as exc:
         if os.environ.get("HETNPU_DEBUG") == "1":
             raise
-        print(f"hetnpu: error: {exc}", file=sys.stderr)
+        print(f"hetnpu: error: {capped(str(exc))}", file=sys.stderr)
         return 2
     except _EXIT as exc:
         return int(getattr(exc, "exit_code", 0) or 0)

@@ -12,6 +12,9 @@ dropped with a :class:`DeviceFallbackWarning` and its work goes to the next devi
 giving the reason: a fallback is never silent, and it is recorded in ``sess.fallbacks`` and in
 the profile.
 
+Inputs and outputs may also be sequences of tensors (lists of arrays) and optionals (``None``
+when empty), as onnxruntime takes and gives them; the ops on them run on the CPU.
+
 A plan is compiled once per set of input shapes and then serves any number of ``run`` calls,
 from any number of threads at once: each call keeps its tensors to itself, and the backends'
 executables are safe to share (onnxruntime's sessions are; the evaluator-based ones serialise).
@@ -32,7 +35,7 @@ import numpy as np
 import onnx
 
 from hetnpu.backends import CompileOptions, get_backend
-from hetnpu.devices.names import parse_devices
+from hetnpu.devices.names import base_device, device_index, is_npu, parse_devices
 from hetnpu.errors import BackendUnavailableError, ConfigError, InputError
 from hetnpu.graph import Graph, load
 from hetnpu.graph.onnx_io import ShapeMap
@@ -74,15 +77,15 @@ def _dims(graph: Graph, name: str) -> list[int | str | None] | None:
     return [d if d is not None else s for d, s in zip(t.shape, symbols, strict=True)]
 
 
+def _type_str(graph: Graph, name: str) -> str:
+    t = graph.tensors[name]
+    if not t.is_tensor:
+        return t.type_str  # seq(tensor(float)), optional(...): ONNX's spelling is onnxruntime's
+    return f"tensor({_ORT_TYPE.get(t.dtype, t.dtype)})"
+
+
 def _node_args(graph: Graph, names: Sequence[str]) -> list[NodeArg]:
-    return [
-        NodeArg(
-            n,
-            _dims(graph, n) or [],
-            f"tensor({_ORT_TYPE.get(graph.tensors[n].dtype, graph.tensors[n].dtype)})",
-        )
-        for n in names
-    ]
+    return [NodeArg(n, _dims(graph, n) or [], _type_str(graph, n)) for n in names]
 
 
 class InferenceSession:
@@ -95,7 +98,8 @@ class InferenceSession:
     devices
         Devices in order of preference: ``"npu"`` (Ascend through AscendCL), ``"sim-npu"``
         (the NPU's numerics in software), ``"gpu"`` (onnxruntime CUDA), ``"cpu"``; a list or
-        ``"sim-npu,cpu"``.
+        ``"sim-npu,cpu"``. NPUs addressed one by one (``"sim-npu:0,sim-npu:1"``) share the
+        model by ``parallel``.
     strategy
         Placement strategy: ``capability``, ``affinity``, ``heft`` or ``exact``.
     affinity
@@ -121,6 +125,11 @@ class InferenceSession:
         ``{device: {constructor kwargs}}`` for the backends.
     max_workers
         Threads that run independent stages of one ``run`` concurrently.
+    parallel
+        How a model is split over several addressed NPUs (``devices=["sim-npu:0",
+        "sim-npu:1"]``): ``"tensor"`` (the default then: Megatron-style shards and
+        collectives, :func:`~hetnpu.scheduler.parallel.tensor_parallel_plan`) or
+        ``"pipeline"`` (consecutive pieces, :func:`~hetnpu.scheduler.parallel.pipeline_plan`).
 
     Raises
     ------
@@ -147,8 +156,17 @@ class InferenceSession:
         chip: Any = "ascend910",
         backend_options: Mapping[str, Mapping[str, Any]] | None = None,
         max_workers: int = 4,
+        parallel: str | None = None,
     ) -> None:
         devices = parse_devices(devices)
+        ranks = [d for d in devices if is_npu(d) and device_index(d) is not None]
+        if parallel not in (None, "tensor", "pipeline"):
+            raise ConfigError(f"parallel {parallel!r}: choose 'tensor' or 'pipeline'")
+        if parallel is not None and len(ranks) < 2:
+            raise ConfigError(
+                f"parallel={parallel!r} needs two or more addressed NPUs (sim-npu:0,sim-npu:1)"
+            )
+        self.parallel = parallel or ("tensor" if len(ranks) > 1 else None)
         if precision not in ("fp16", "fp32", "int8"):
             raise ConfigError(f"precision {precision!r}: choose fp16, fp32 or int8")
         if max_workers < 1:
@@ -165,10 +183,11 @@ class InferenceSession:
         self._backend_options = {k: dict(v) for k, v in (backend_options or {}).items()}
         self._backends: dict[str, Any] = {}
         for dev in dict.fromkeys([*devices, "cpu"]):
-            kwargs = dict(self._backend_options.get(dev, {}))
-            if dev == "sim-npu":
+            kind = base_device(dev)  # one backend object per addressed NPU
+            kwargs = dict(self._backend_options.get(dev, self._backend_options.get(kind, {})))
+            if kind == "sim-npu":
                 kwargs.setdefault("strict", strict)
-            backend = get_backend(dev, **kwargs)
+            backend = get_backend(kind, **kwargs)
             status = backend.available()
             if not status:
                 if not fallback:
@@ -193,7 +212,7 @@ class InferenceSession:
         self._profiling = profile
         self._t0 = time.perf_counter()
         if input_shapes is not None or self._static_inputs():
-            self._compiled({n: self._graph.tensors[n].shape for n in self._graph.inputs})
+            self._compiled({n: self._graph.tensors[n].shape for n in self._tensor_inputs()})
 
     # --- onnxruntime's interface ----------------------------------------------------------
 
@@ -239,7 +258,7 @@ class InferenceSession:
             raise InputError(
                 f"unknown output(s) {missing}; the model's outputs are {list(self._graph.outputs)}"
             )
-        compiled = self._compiled({n: a.shape for n, a in feeds.items()})
+        compiled = self._compiled({n: feeds[n].shape for n in self._tensor_inputs()})
         record = self._record if self._profiling else None
         with self._lock:
             self._runs += 1
@@ -249,7 +268,7 @@ class InferenceSession:
         if record is not None:
             record({"kind": "run", "run": run_id, "start_us": t0, "end_us": self._now_us()})
         # An output that is also an input comes back as a new array, as onnxruntime's does.
-        return [values[n].copy() if n in feeds else values[n] for n in wanted]
+        return [_copied(values[n]) if n in feeds else values[n] for n in wanted]
 
     def end_profiling(self, path: str | os.PathLike[str] | None = None) -> str:
         """Stop profiling and write the measured timeline as a Chrome trace; return its path.
@@ -294,8 +313,13 @@ class InferenceSession:
 
     # --- internals ------------------------------------------------------------------------
 
+    def _tensor_inputs(self) -> list[str]:
+        """The inputs that are tensors: only their shapes select a plan (a sequence's elements
+        or an optional's presence change no placement)."""
+        return [n for n in self._graph.inputs if self._graph.tensors[n].is_tensor]
+
     def _static_inputs(self) -> bool:
-        return all(self._graph.tensors[n].is_static for n in self._graph.inputs)
+        return all(self._graph.tensors[n].is_static for n in self._tensor_inputs())
 
     def _latest_plan(self) -> Any:
         with self._lock:
@@ -305,7 +329,7 @@ class InferenceSession:
                 )
             return next(reversed(self._plans.values()))
 
-    def _check_inputs(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def _check_inputs(self, feed: Mapping[str, Any]) -> dict[str, Any]:
         names = list(self._graph.inputs)
         if not isinstance(feed, Mapping):
             raise InputError(f"input_feed must be a dict of name -> array, got {type(feed)}")
@@ -315,10 +339,13 @@ class InferenceSession:
         missing = [n for n in names if n not in feed]
         if missing:
             raise InputError(f"missing input(s) {missing}; the model's inputs are {names}")
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, Any] = {}
         for n in names:
             t = self._graph.tensors[n]
             value = feed[n]
+            if not t.is_tensor:
+                out[n] = _check_value(n, value, t.type_proto)
+                continue
             if not isinstance(value, np.ndarray):
                 raise InputError(f"input {n!r}: expected a numpy array, got {type(value).__name__}")
             if t.dtype != "undefined" and value.dtype != np.dtype(t.dtype):
@@ -348,7 +375,7 @@ class InferenceSession:
 
     def _compiled(self, shapes: Mapping[str, Sequence[int | None]]) -> PlanExecutor:
 
-        key = tuple((n, tuple(shapes[n])) for n in self._graph.inputs)
+        key = tuple((n, tuple(shapes[n])) for n in self._tensor_inputs())
         with self._lock:
             found = self._plans.get(key)
         if found is not None:
@@ -362,19 +389,12 @@ class InferenceSession:
             graph = (
                 self._graph
                 if self._static_inputs()
-                else load(self._source, input_shapes={n: list(s) for n, s in key})
+                else load(self._source, input_shapes={n: list(s) for n, s in key}, allow_empty=True)
             )
-            plan = partition(
-                graph,
-                devices=self.devices,
-                strategy=self.strategy,
-                chip=self.chip,
-                affinity=self.affinity or None,
-                precision=self.precision,
-            )
+            plan = self._plan(graph)
             compiled = PlanExecutor(
                 plan,
-                graph,
+                plan.graph,
                 self._backends,
                 self._options,
                 strict=self.strict,
@@ -384,6 +404,24 @@ class InferenceSession:
             with self._lock:
                 self._plans[key] = compiled
             return compiled
+
+    def _plan(self, graph: Graph) -> Any:
+        """The placement, or the parallel plan over the addressed NPUs."""
+        if self.parallel is None:
+            return partition(
+                graph,
+                devices=self.devices,
+                strategy=self.strategy,
+                chip=self.chip,
+                affinity=self.affinity or None,
+                precision=self.precision,
+            )
+        from hetnpu.scheduler.parallel import pipeline_plan, tensor_parallel_plan
+
+        ranks = [d for d in self.devices if is_npu(d) and device_index(d) is not None]
+        if self.parallel == "tensor":
+            return tensor_parallel_plan(graph, ranks, precision=self.precision)
+        return pipeline_plan(graph, ranks, chip=self.chip, precision=self.precision)
 
     def _stage_pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -416,3 +454,47 @@ class InferenceSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _copied(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return value
+
+
+def _check_value(name: str, value: Any, type_proto: onnx.TypeProto | None) -> Any:
+    """A fed sequence (a list of arrays) or optional (``None`` when empty) checked against its
+    ONNX type, down to the element dtypes the type gives."""
+    from hetnpu.graph.ir import type_string
+
+    which = type_proto.WhichOneof("value") if type_proto is not None else None
+    if which == "optional_type":
+        if value is None:
+            return None
+        return _check_value(name, value, type_proto.optional_type.elem_type)  # type: ignore[union-attr]
+    expected = type_string(type_proto) if type_proto is not None else "a value"
+    if which == "sequence_type":
+        if not isinstance(value, list | tuple):
+            raise InputError(
+                f"input {name!r}: expected a list of arrays ({expected}), "
+                f"got {type(value).__name__}"
+            )
+        elem = type_proto.sequence_type.elem_type  # type: ignore[union-attr]
+        return [_check_value(f"{name}[{i}]", v, elem) for i, v in enumerate(value)]
+    if which == "tensor_type":
+        if not isinstance(value, np.ndarray):
+            raise InputError(
+                f"input {name!r}: expected a numpy array ({expected}), got {type(value).__name__}"
+            )
+        elem = type_proto.tensor_type.elem_type  # type: ignore[union-attr]
+        if elem and value.dtype != onnx.helper.tensor_dtype_to_np_dtype(elem):
+            raise InputError(
+                f"input {name!r}: expected dtype {onnx.helper.tensor_dtype_to_np_dtype(elem)} "
+                f"({expected}), got {value.dtype}"
+            )
+        return value
+    if value is None:
+        raise InputError(f"input {name!r}: expected {expected}, got None")
+    return value

@@ -21,14 +21,14 @@ from typing import Any
 import networkx as nx
 import onnx
 
-from hetnpu.devices.names import DEVICES as KNOWN_DEVICES
+from hetnpu.devices.names import is_known_device
 from hetnpu.errors import ScheduleError
 from hetnpu.graph.ir import Graph
 from hetnpu.graph.onnx_io import extract
 from hetnpu.scheduler.evaluate import HOST, CostModel, estimate_makespan, runtime_inputs
 from hetnpu.scheduler.stages import group_stages, node_preds
 
-__all__ = ["FORMAT", "ExecutionPlan", "Stage", "TransData", "Transfer", "build_plan"]
+__all__ = ["FORMAT", "Collective", "ExecutionPlan", "Stage", "TransData", "Transfer", "build_plan"]
 
 FORMAT = "hetnpu.plan/1"
 
@@ -62,6 +62,22 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class Collective:
+    """Transfers between NPUs that move as one collective (an all-reduce of partial sums, an
+    all-gather of slices, ...): the system simulator times them together, by the algorithm
+    the links call for (:mod:`hetnpu.simulator.collectives`), instead of one by one."""
+
+    name: str
+    kind: str
+    """``all-reduce``, ``all-gather``, ``reduce-scatter``, ``all-to-all`` or ``send-recv``."""
+    ranks: tuple[str, ...]
+    nbytes: int
+    """Bytes of the whole tensor on each rank (the reduced or gathered one)."""
+    transfers: tuple[int, ...]
+    """Indices into :attr:`ExecutionPlan.transfers` of the copies it carries."""
+
+
+@dataclass(frozen=True)
 class TransData:
     """A layout conversion run inside NPU stage ``stage``."""
 
@@ -91,6 +107,8 @@ class ExecutionPlan:
     strategy: str
     estimated_makespan_s: float | None
     precision: str = "fp16"
+    collectives: tuple[Collective, ...] = ()
+    """Groups of transfers moved as collectives (parallel plans)."""
 
     @cached_property
     def _stage_of(self) -> dict[str, int]:
@@ -150,7 +168,7 @@ class ExecutionPlan:
         for k, s in enumerate(self.stages):
             if s.id != k:
                 raise ScheduleError(f"stage at position {k} has id {s.id}")
-            if s.device not in KNOWN_DEVICES:
+            if not is_known_device(s.device):
                 raise ScheduleError(f"stage {k}: unknown device {s.device!r}")
             if not s.nodes:
                 raise ScheduleError(f"stage {k} ({s.device}) has no nodes")
@@ -203,6 +221,25 @@ class ExecutionPlan:
                 continue
             if not graph.tensors[t].is_constant and (t, None) not in moved:
                 raise ScheduleError(f"graph output {t!r} has no transfer to the host")
+        self._validate_collectives()
+
+    def _validate_collectives(self) -> None:
+        claimed: dict[int, str] = {}
+        for c in self.collectives:
+            for k in c.transfers:
+                if not 0 <= k < len(self.transfers):
+                    raise ScheduleError(f"collective {c.name!r}: no transfer {k}")
+                tr = self.transfers[k]
+                if tr.src_device not in c.ranks or tr.dst_device not in c.ranks:
+                    raise ScheduleError(
+                        f"collective {c.name!r} over {list(c.ranks)} carries tensor "
+                        f"{tr.tensor!r} from {tr.src_device} to {tr.dst_device}"
+                    )
+                if k in claimed:
+                    raise ScheduleError(
+                        f"transfer of {tr.tensor!r} is in collectives {claimed[k]!r} and {c.name!r}"
+                    )
+                claimed[k] = c.name
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_json` reads it back against the same graph."""
@@ -227,6 +264,10 @@ class ExecutionPlan:
             "assignment": dict(self.assignment),
             "fallbacks": dict(self.fallbacks),
             "folded": list(self.folded),
+            "collectives": [
+                {**vars(c), "ranks": list(c.ranks), "transfers": list(c.transfers)}
+                for c in self.collectives
+            ],
         }
 
     def dumps(self) -> str:
@@ -267,6 +308,16 @@ class ExecutionPlan:
                 strategy=str(data["strategy"]),
                 estimated_makespan_s=data["estimated_makespan_s"],
                 precision=str(data.get("precision", "fp16")),
+                collectives=tuple(
+                    Collective(
+                        str(c["name"]),
+                        str(c["kind"]),
+                        tuple(c["ranks"]),
+                        int(c["nbytes"]),
+                        tuple(int(k) for k in c["transfers"]),
+                    )
+                    for c in data.get("collectives", ())
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ScheduleError(f"malformed plan: {type(exc).__name__}: {exc}") from None
@@ -295,6 +346,7 @@ def build_plan(
     cost_model: CostModel | None = None,
     min_stage_size: int = 1,
     precision: str = "fp16",
+    groups: list[list[str]] | None = None,
 ) -> ExecutionPlan:
     """Cut an assignment into stages and add transfers and TransData conversions.
 
@@ -314,6 +366,9 @@ def build_plan(
         Accelerator stages with fewer nodes run on the CPU instead (recorded as fallbacks).
     precision
         NPU precision; decides the element size of converted tensors.
+    groups
+        The stages' nodes, in run order, when the caller cuts them itself (parallel plans
+        cut at collectives); otherwise same-device regions are grouped automatically.
 
     Raises
     ------
@@ -331,16 +386,14 @@ def build_plan(
         dev = assignment.get(node.name)
         if dev is None:
             raise ScheduleError(f"node {node.name!r} ({node.op_type}) has no device")
-        if dev not in KNOWN_DEVICES:
+        if not is_known_device(dev):
             raise ScheduleError(f"node {node.name!r}: unknown device {dev!r}")
         assign[node.name] = dev
     notes = dict(fallbacks or {})
     preds = node_preds(graph)
-    while True:
+    while groups is None:
         groups = group_stages(graph, assign, preds)
         small = [g for g in groups if assign[g[0]] != HOST and len(g) < min_stage_size]
-        if not small:
-            break
         for g in small:
             for n in g:
                 notes[n] = (
@@ -348,6 +401,8 @@ def build_plan(
                     f"min_stage_size={min_stage_size}"
                 )
                 assign[n] = HOST
+        if small:
+            groups = None
     stage_of = {n: k for k, g in enumerate(groups) for n in g}
     outputs = set(graph.outputs)
     stages = []

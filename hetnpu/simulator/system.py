@@ -17,6 +17,13 @@ devices and its transfers on their links.
 - A device runs one stage at a time; a stage starts once every input has arrived. Waiting
   stages and transfers are served in plan order (stage id, transfer index), so the same plan
   always gives the same timeline.
+- Several NPUs (``npu:0`` … ``npu:N``) talk over the links of a topology
+  (:mod:`hetnpu.devices.topology`): a transfer between two of them holds the lanes its route
+  crosses (a pair link of a full mesh, or the sender's and receiver's switch ports) for
+  α + bytes·β. Transfers a plan groups as a collective (:class:`~hetnpu.scheduler.plan.
+  Collective`) move together, as the HCCL algorithm the topology calls for
+  (:mod:`hetnpu.simulator.collectives`), once every rank's source stage has ended; stages that
+  do not wait for it overlap with it.
 
 Left out: overlap inside a stage with its own transfers (a stage starts when all its inputs
 are in and its outputs leave when it ends), host-side launch costs of NPU stages, and
@@ -31,8 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from hetnpu.devices.names import GPU, HOST, NPU, NPU_DEVICES
+from hetnpu.devices.names import HOST, NPU, NPU_DEVICES
 from hetnpu.errors import ConfigError
+from hetnpu.simulator.collectives import CollectiveRecord, run_collective
+from hetnpu.simulator.links import check_topology, lanes, send_s
 from hetnpu.simulator.result import SimResult
 
 if TYPE_CHECKING:
@@ -100,6 +109,9 @@ class SystemResult:
     """Stage id -> the simulator's result for that NPU stage (its own cycle timeline)."""
     op_spans: tuple[tuple[int, str, str, float, float], ...] = field(default=(), repr=False)
     """(stage, node, op type, start s, end s) of each op, with ``trace_level`` set."""
+    collectives: tuple[CollectiveRecord, ...] = ()
+    """When each of the plan's collectives ran, with its sends on the link lanes."""
+    topology: str | None = None
 
     @property
     def npu_cycles(self) -> int:
@@ -112,6 +124,9 @@ class SystemResult:
             busy[s.device] = busy.get(s.device, 0.0) + s.end_s - s.start_s
         for t in self.transfers:
             for lane, a, b in t.hops:
+                busy[lane] = busy.get(lane, 0.0) + b - a
+        for c in self.collectives:
+            for *_, lane, a, b in c.sends:
                 busy[lane] = busy.get(lane, 0.0) + b - a
         span = self.makespan_s or 1.0
         return {k: v / span for k, v in sorted(busy.items())}
@@ -154,6 +169,18 @@ class SystemResult:
                 for t in self.transfers
                 if t.hops
             ],
+            "collectives": [
+                {
+                    "name": c.name,
+                    "kind": c.kind,
+                    "algorithm": c.algorithm,
+                    "ranks": list(c.ranks),
+                    "bytes": c.nbytes,
+                    "start_s": c.start_s,
+                    "end_s": c.end_s,
+                }
+                for c in self.collectives
+            ],
         }
 
 
@@ -165,6 +192,7 @@ def simulate_system(
     gpu: Any = None,
     precision: str = "fp16",
     trace_level: str | None = None,
+    topology: Any = None,
 ) -> SystemResult:
     """Run an execution plan on CPU, GPU and NPU on one timeline.
 
@@ -186,6 +214,9 @@ def simulate_system(
         ``None``, ``"op"`` or ``"instr"``: with a level, every op gets a span in
         :meth:`SystemResult.trace_events` and NPU stages keep their simulator events at that
         level (in :attr:`SystemResult.npu_results`).
+    topology
+        A :class:`~hetnpu.devices.topology.Topology`, preset name or TOML path: the links
+        between NPUs, needed when the plan runs on more than one (``npu:0``, ``npu:1``, …).
 
     Returns
     -------
@@ -194,30 +225,76 @@ def simulate_system(
     Raises
     ------
     ConfigError
-        Unknown preset or trace level.
+        Unknown preset or trace level; a plan over several NPUs without a topology, or on
+        NPUs the topology does not have.
     """
     from hetnpu.devices.presets import cpu_spec, gpu_spec, npu_spec
     from hetnpu.devices.roofline import RooflineCostModel
+    from hetnpu.devices.topology import topology_spec
 
     if trace_level not in (None, "op", "instr"):
         raise ConfigError(f"trace_level {trace_level!r}: expected 'op' or 'instr'")
     spec = npu_spec(chip)
     cpu_s, gpu_s = cpu_spec(cpu), gpu_spec(gpu)
+    topo = None if topology is None else topology_spec(topology)
+    check_topology(plan, topo)
     roofline = RooflineCostModel(spec, cpu_s, gpu_s, precision=precision)
-    durations = [_stage_time(plan, s, spec, roofline, precision, trace_level) for s in plan.stages]
-    stages, transfers = _run(plan, durations, spec, gpu_s)
+    durations = _stage_times(plan, spec, roofline, precision, trace_level)
+    stages, transfers, colls = _run(plan, durations, spec, gpu_s, topo)
     ops = [] if trace_level is None else _op_spans(stages, durations)
+    ends = [s.end_s for s in stages] + [t.end_s for t in transfers] + [c.end_s for c in colls]
     return SystemResult(
         chip=spec.name,
         precision=precision,
         strategy=plan.strategy,
-        makespan_s=max([s.end_s for s in stages] + [t.end_s for t in transfers] + [0.0]),
+        makespan_s=max([*ends, 0.0]),
         estimated_makespan_s=plan.estimated_makespan_s,
         stages=tuple(stages),
         transfers=tuple(transfers),
         npu_results={s.id: d.sim for s, d in zip(plan.stages, durations, strict=True) if d.sim},
         op_spans=tuple(ops),
+        collectives=tuple(colls),
+        topology=None if topo is None else topo.name,
     )
+
+
+def _stage_times(
+    plan: Any, spec: Any, roofline: Any, precision: str, trace_level: str | None
+) -> list[_Duration]:
+    """Each stage's time; NPU stages of one op signature (the same subgraph on another rank,
+    in another layer) are simulated once, since the NPUs are of one chip."""
+    memo: dict[bytes, _Duration] = {}
+    out = []
+    for s in plan.stages:
+        key = _stage_key(plan, s) if s.device in _NPU and trace_level is None else None
+        if key is not None and key in memo:
+            out.append(memo[key])
+            continue
+        d = _stage_time(plan, s, spec, roofline, precision, trace_level)
+        if key is not None:
+            memo[key] = d
+        out.append(d)
+    return out
+
+
+def _stage_key(plan: Any, stage: Any) -> bytes:
+    """What a stage's timing depends on: its ops with their shapes and attributes, in order,
+    and the layout conversions at its edges (tensor and node names left out)."""
+    import hashlib
+
+    graph = plan.graph
+    h = hashlib.sha256()
+    local: dict[str, int] = {}
+    for n in stage.nodes:
+        node = graph.nodes[n]
+        wires = [local.setdefault(t, len(local)) for t in (*node.all_inputs, *node.outputs) if t]
+        shapes = [graph.tensors[t].shape for t in node.all_inputs if t]
+        attrs = sorted(node.attrs.items(), key=lambda kv: kv[0])
+        h.update(repr((node.op_type, wires, shapes, attrs)).encode())
+    for td in plan.transdata:
+        if td.stage == stage.id:
+            h.update(repr((td.src_layout, td.dst_layout, td.nbytes)).encode())
+    return h.digest()
 
 
 @dataclass
@@ -283,24 +360,9 @@ def _stage_time(
     return _Duration(conv_in, ops, conv_out, res.cycles, tuple(extra), res)
 
 
-def _lanes(src: str, dst: str, spec: Any, gpu: Any) -> list[tuple[str, Any]]:
-    """(lane name, LinkSpec) of each link from ``src`` to ``dst``, through host memory."""
-    if src == dst or (src in _NPU and dst in _NPU):
-        return []
-    path = []
-    for dev, way in ((src, "d2h"), (dst, "h2d")):
-        if dev in _NPU:
-            path.append((f"npu link {way} ({spec.host_link.name})", spec.host_link))
-        elif dev == GPU:
-            if gpu is None:
-                raise ConfigError("a gpu stage needs a GPU spec")
-            path.append((f"gpu link {way} ({gpu.host_link.name})", gpu.host_link))
-    return path
-
-
 def _run(
-    plan: Any, durations: list[_Duration], spec: Any, gpu: Any
-) -> tuple[list[StageRecord], list[TransferRecord]]:
+    plan: Any, durations: list[_Duration], spec: Any, gpu: Any, topo: Any
+) -> tuple[list[StageRecord], list[TransferRecord], list[CollectiveRecord]]:
     env = simpy.Environment()
     device_res = {
         d: simpy.PriorityResource(env, 1) for d in sorted({s.device for s in plan.stages})
@@ -312,26 +374,33 @@ def _run(
     for k, tr in enumerate(plan.transfers):
         if tr.dst_stage is not None:
             into.setdefault(tr.dst_stage, []).append(k)
+    in_collective = {k: c for c in plan.collectives for k in c.transfers}
     stage_rec: dict[int, StageRecord] = {}
     transfer_rec: dict[int, TransferRecord] = {}
+    coll_rec: list[CollectiveRecord] = []
 
     def transfer(k: int, tr: Any):  # a SimPy process
         if tr.src_stage is not None:
             yield stage_done[tr.src_stage]
         ready = env.now
         hops = []
-        path = _lanes(tr.src_device, tr.dst_device, spec, gpu)
-        for lane, link in path:
-            res = lane_res.setdefault(lane, simpy.PriorityResource(env, 1))
-            with res.request(priority=k) as req:
+        path = lanes(tr.src_device, tr.dst_device, spec, gpu, topo)
+        for hop in path:
+            held = []
+            for lane, _ in sorted(hop, key=lambda h: h[0]):  # name order: no crosswise waits
+                res = lane_res.setdefault(lane, simpy.PriorityResource(env, 1))
+                req = res.request(priority=k)
                 yield req
-                start = env.now
-                yield env.timeout(link.latency_s + tr.nbytes / link.bytes_per_s)
-                hops.append((lane, start, env.now))
+                held.append((res, req))
+            start = env.now
+            yield env.timeout(send_s(hop[0][1], tr.nbytes))
+            for res, req in held:
+                res.release(req)
+            hops.extend((lane, start, env.now) for lane, _ in hop)
         transfer_rec[k] = TransferRecord(
             tr.tensor,
             tr.nbytes,
-            " + ".join(lane for lane, _ in path) or "local",
+            " + ".join(lane for hop in path for lane, _ in hop) or "local",
             tr.src_stage,
             tr.dst_stage,
             tr.src_device,
@@ -342,6 +411,39 @@ def _run(
             tuple(hops),
         )
         moved[k].succeed()
+
+    def collective(c: Any):  # a SimPy process: all ranks' sources, then the algorithm
+        sources = {plan.transfers[k].src_stage for k in c.transfers} - {None}
+        yield env.all_of([stage_done[i] for i in sorted(sources)])
+        ready = env.now
+        rec = yield env.process(
+            run_collective(
+                env,
+                lane_res,
+                topo,
+                c.kind,
+                c.ranks,
+                c.nbytes,
+                name=c.name,
+                priority=min(c.transfers),
+                out=coll_rec,
+            )
+        )
+        for k in c.transfers:
+            tr = plan.transfers[k]
+            transfer_rec[k] = TransferRecord(
+                tr.tensor,
+                tr.nbytes,
+                f"{c.kind} {c.name}",
+                tr.src_stage,
+                tr.dst_stage,
+                tr.src_device,
+                tr.dst_device,
+                ready,
+                rec.start_s,
+                rec.end_s,
+            )
+            moved[k].succeed()
 
     def stage(s: Any, d: _Duration):  # a SimPy process
         yield env.all_of([moved[k] for k in into.get(s.id, [])])
@@ -362,14 +464,16 @@ def _run(
         )
         stage_done[s.id].succeed()
 
+    for c in plan.collectives:
+        env.process(collective(c))
     for k, tr in enumerate(plan.transfers):
-        env.process(transfer(k, tr))
+        if k not in in_collective:
+            env.process(transfer(k, tr))
     for s, d in zip(plan.stages, durations, strict=True):
         env.process(stage(s, d))
     env.run()
-    return [stage_rec[s.id] for s in plan.stages], [
-        transfer_rec[k] for k in range(len(plan.transfers))
-    ]
+    stages = [stage_rec[s.id] for s in plan.stages]
+    return stages, [transfer_rec[k] for k in range(len(plan.transfers))], coll_rec
 
 
 def _op_spans(

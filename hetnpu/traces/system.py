@@ -1,6 +1,10 @@
 """The Chrome trace of a whole-system run (:func:`hetnpu.simulator.system.simulate_system`):
 a process per device with its stages (and ops), a ``links`` process with a thread per link
 lane, and flow arrows from producer stage to transfer to consumer stage.
+
+On several NPUs each (``npu:0`` … ``npu:7``) is its own process, and a collective draws each
+of its sends on the lane it used (a pair's HCCS link, a RoCE port), named after the collective,
+with flow arrows from every rank's source stage into it and out of it to every consumer.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ def write_system_trace(result: SystemResult, path: str | os.PathLike[str]) -> No
         "precision": result.precision,
         "strategy": result.strategy,
         "makespan_s": result.makespan_s,
+        "topology": result.topology,
     }
     write_trace_file(path, other, system_trace_events(result))
 
@@ -48,7 +53,12 @@ def system_trace_events(result: SystemResult) -> list[dict[str, Any]]:
     devices = list(dict.fromkeys(s.device for s in result.stages))
     pid = {d: i + 1 for i, d in enumerate(devices)}
     link_pid = len(devices) + 1
-    lanes = list(dict.fromkeys(lane for t in result.transfers for lane, _, _ in t.hops))
+    lanes = list(
+        dict.fromkeys(
+            [lane for t in result.transfers for lane, _, _ in t.hops]
+            + [send[2] for c in result.collectives for send in c.sends]
+        )
+    )
     tid = {lane: i + 1 for i, lane in enumerate(lanes)}
     ev: list[dict[str, Any]] = []
 
@@ -109,7 +119,60 @@ def system_trace_events(result: SystemResult) -> list[dict[str, Any]]:
                 (link_pid, tid[last[0]], _us(last[2])),
                 (pid[t.dst_device], 1, _us(consumer.start_s)),
             )
+    for c in result.collectives:
+        n_flows = _collective_events(result, c, pid, link_pid, tid, ev, n_flows)
     return ev
+
+
+def _collective_events(
+    result: SystemResult,
+    c: Any,
+    pid: dict[str, int],
+    link_pid: int,
+    tid: dict[str, int],
+    ev: list[dict[str, Any]],
+    n_flows: int,
+) -> int:
+    """Spans of a collective's sends on their lanes, and the flows into and out of it."""
+    args = {"kind": c.kind, "algorithm": c.algorithm, "bytes": c.nbytes, "ranks": list(c.ranks)}
+    for src, dst, lane, a, b in c.sends:
+        ev.append(
+            span(
+                c.name,
+                "collective",
+                link_pid,
+                tid[lane],
+                _us(a),
+                _dur(a, b),
+                {**args, "src": src, "dst": dst},
+            )
+        )
+    if not c.sends:
+        return n_flows
+    first = min(c.sends, key=lambda s: (s[3], s[2]))
+    last = max(c.sends, key=lambda s: (s[4], s[2]))
+    carried = [t for t in result.transfers if t.link == f"{c.kind} {c.name}"]
+    for src_stage in sorted({t.src_stage for t in carried if t.src_stage is not None}):
+        stage = result.stages[src_stage]
+        n_flows += 1
+        ev.extend(
+            _flow(
+                n_flows,
+                (pid[stage.device], 1, _us(stage.end_s)),
+                (link_pid, tid[first[2]], _us(first[3])),
+            )
+        )
+    for dst_stage in sorted({t.dst_stage for t in carried if t.dst_stage is not None}):
+        stage = result.stages[dst_stage]
+        n_flows += 1
+        ev.extend(
+            _flow(
+                n_flows,
+                (link_pid, tid[last[2]], _us(last[4])),
+                (pid[stage.device], 1, _us(stage.start_s)),
+            )
+        )
+    return n_flows
 
 
 def _flow(ident: int, src: Place, dst: Place) -> tuple[dict[str, Any], dict[str, Any]]:
