@@ -6,8 +6,9 @@ one stream. Coupled chips (310, 310P, 910) run Cube and Vector ops on the same A
 chips (910B) run Cube ops on the AIC cores and Vector ops on the AIV cores (1:2), which exchange
 data through GM (ascend-facts §1.9). A 4-D float input that feeds a Conv first goes through a
 TransData op into NC1HWC0, as ATC inserts one (§3.5); epilogues that ATC fuses into a Conv or
-MatMul (ReLU, BatchNormalization...) are recorded as ``fused`` and cost nothing, and a residual
-Add fed by a Conv reads only its other input (:func:`~hetnpu.simulator.prepare.residual_adds`).
+MatMul (ReLU, BatchNormalization...) are recorded as ``fused`` and cost nothing, a residual
+Add fed by a Conv reads only its other input (:func:`~hetnpu.simulator.prepare.residual_adds`),
+and a chain of elementwise ops runs as its first op's kernel (:mod:`~hetnpu.simulator.ubfusion`).
 
 L2 is modelled per tensor: a tensor read the first time in an op comes from HBM for its unique
 bytes (repeat reads by other cores or blocks then hit L2), a tensor resident in L2 (written or
@@ -36,15 +37,17 @@ import simpy
 
 from hetnpu.devices.presets import npu_spec
 from hetnpu.errors import ConfigError, ScheduleError
+from hetnpu.graph.control import ControlOptions
 from hetnpu.graph.ir import Graph, Node
 from hetnpu.graph.onnx_io import as_graph
+from hetnpu.simulator.control import EXPANDED_OPS, run_expanded
 from hetnpu.simulator.core import (
     BIG,
     ROLE_IDS,
     Bus,
     CompiledProgram,
     Mailbox,
-    compile_program,
+    compiled_programs,
     run_core,
     unit_process,
 )
@@ -55,6 +58,7 @@ from hetnpu.simulator.lowering import Unsupported, event_budget, lower
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
 from hetnpu.simulator.prepare import (
     device_nbytes,
+    fused_writes,
     fusion_map,
     input_transdata,
     npu_refusal,
@@ -72,34 +76,6 @@ _AIC_UNITS = ("SCALAR", "MTE2", "MTE1", "CUBE", "FIXPIPE")
 _AIV_UNITS = ("SCALAR", "MTE2", "VECTOR", "MTE3")
 _COMPUTE = frozenset({"CUBE", "VECTOR"})
 """Units whose busy time makes an op compute-bound; the others (MTE1/2/3, FixPipe) move data."""
-
-
-def _compiled_programs(low: Lowered, spec: Any) -> tuple[CompiledProgram | None, ...]:
-    """Every core's program of ``low`` compiled for ``spec``'s rates, once per Lowered.
-
-    A Lowered is cached per op signature and chip by the lowering, so its compiled programs
-    are kept with it; cores that run the same program share one compiled copy.
-    """
-    found = low.extra.get("compiled")
-    if found is not None:
-        return found
-    gm_rate = spec.mte2_bytes_per_cycle
-    rates = (gm_rate, spec.mte2_l2_bytes_per_cycle or gm_rate)
-    shared: dict[int, CompiledProgram] = {}  # by program identity, all alive in low.programs
-    out: list[CompiledProgram | None] = []
-    for prog in low.programs:
-        if not prog:
-            out.append(None)
-            continue
-        cp = shared.get(id(prog))
-        if cp is None:
-            cp = compile_program(
-                prog, low.init_flags, spec.scalar_issue_cycles, spec.gm_latency_cycles, rates
-            )
-            shared[id(prog)] = cp
-        out.append(cp)
-    low.extra["compiled"] = compiled = tuple(out)
-    return compiled
 
 
 class _Run:
@@ -150,6 +126,9 @@ class _Run:
         self.current = "(start)"
         self.fused = fusion_map(graph)
         self.residual = residual_adds(graph)
+        self.chain_writes = fused_writes(graph)
+        self.control = ControlOptions()
+        """If/Loop/Scan choices and fed values (set by :func:`simulate`)."""
         # One persistent process per unit of every core, woken once per op it takes part in.
         self.boxes: list[dict[str, Mailbox]] = []
         for units in self.core_units:
@@ -170,6 +149,11 @@ class _Run:
                 self.ops.append(
                     OpRecord.fused(i, node.name, node.op_type, env.now, self.fused[node.name])
                 )
+                continue
+            if node.op_type in EXPANDED_OPS and node.domain in ("", "ai.onnx"):
+                # Control flow and RNNs: timed as what they run (hetnpu.simulator.control).
+                self.current = node.name
+                yield from run_expanded(self, i, node)
                 continue
             try:
                 node, low = self._lowered(node)
@@ -214,6 +198,9 @@ class _Run:
             skip = self.residual[node.name]
             kept = tuple(t for t in node.inputs if t != skip)
             node = dataclasses.replace(node, inputs=kept, outputs=())
+        elif node.name in self.chain_writes:
+            # The first op of a fused elementwise chain: the kernel writes the chain's end.
+            node = dataclasses.replace(node, outputs=(self.chain_writes[node.name],))
         return node, lower(node, g, self.ctx_for(node.name), self.key)
 
     def lower_all(self) -> None:
@@ -258,7 +245,7 @@ class _Run:
                 done_ev.succeed()
 
         record = self.trace_level == "instr"
-        for c, cp in enumerate(_compiled_programs(low, spec)):
+        for c, cp in enumerate(compiled_programs(low, spec)):
             if cp is None:
                 continue
             pending[0] += len(cp.queues)
@@ -398,6 +385,9 @@ def simulate(
     max_events: int | None = None,
     force_tiles: Mapping[str, tuple[int, int, int]] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    branches: Mapping[str, str] | None = None,
+    trips: Mapping[str, int] | None = None,
+    feeds: Mapping[str, Any] | None = None,
 ) -> SimResult:
     """Simulate a model on an Ascend chip, cycle by cycle at instruction granularity.
 
@@ -423,6 +413,10 @@ def simulate(
         Node name → forced (m, k, n) Cube tile; one that does not fit raises ScheduleError.
     progress
         Called as ``progress(done, total)`` as ops start.
+    branches, trips, feeds
+        If/Loop/Scan choices and input values, by the rule of :mod:`hetnpu.graph.control`
+        (``branches={"If_0": "then"}``, ``trips={"Loop_0": 8}``); the branch or trip count
+        that known or fed values select wins, a contradicting choice is a ConfigError.
 
     Returns
     -------
@@ -465,6 +459,10 @@ def simulate(
         return ctxs[force]
 
     run = _Run(g, spec, ctx_for, trace_level, progress)
+    run.control = ControlOptions(
+        branches=dict(branches or {}), trips=dict(trips or {}), feeds=dict(feeds or {})
+    )
+    run.control.check(g)
     if max_events is not None:
         # Every op's instruction count is known once lowered: refuse before the first event.
         with event_budget(max_events):

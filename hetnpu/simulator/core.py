@@ -44,6 +44,7 @@ __all__ = [
     "CompiledProgram",
     "Mailbox",
     "compile_program",
+    "compiled_programs",
     "run_core",
     "set_flags",
     "unit_process",
@@ -312,3 +313,31 @@ def run_core(
             )
         )
     return units, spans, recs
+
+
+def compiled_programs(low: Any, spec: Any) -> tuple[CompiledProgram | None, ...]:
+    """Every core's program of ``low`` compiled for ``spec``'s rates, once per Lowered.
+
+    A Lowered is cached per op signature and chip by the lowering, so its compiled programs
+    are kept with it; cores that run the same program share one compiled copy.
+    """
+    found = low.extra.get("compiled")
+    if found is not None:
+        return found
+    gm_rate = spec.mte2_bytes_per_cycle
+    rates = (gm_rate, spec.mte2_l2_bytes_per_cycle or gm_rate)
+    shared: dict[int, CompiledProgram] = {}  # by program identity, all alive in low.programs
+    out: list[CompiledProgram | None] = []
+    for prog in low.programs:
+        if not prog:
+            out.append(None)
+            continue
+        cp = shared.get(id(prog))
+        if cp is None:
+            cp = compile_program(
+                prog, low.init_flags, spec.scalar_issue_cycles, spec.gm_latency_cycles, rates
+            )
+            shared[id(prog)] = cp
+        out.append(cp)
+    low.extra["compiled"] = compiled = tuple(out)
+    return compiled

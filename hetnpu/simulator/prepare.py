@@ -13,12 +13,16 @@ from hetnpu.graph.cost import node_cost
 from hetnpu.graph.ir import Graph, Node
 from hetnpu.graph.opfamilies import FILL, MOVEMENT, PARTIAL_READ_OPS
 from hetnpu.simulator.formats import transdata_node
+from hetnpu.simulator.frontend import onnx_parser_applies
 from hetnpu.simulator.lowering import FUSE_INTO, FUSED_EPILOGUES, Unsupported, dev_nbytes
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
 from hetnpu.simulator.tiler import Precision
+from hetnpu.simulator.ubfusion import chain_outputs, elementwise_chains
 
 __all__ = [
     "device_nbytes",
+    "epilogue_map",
+    "fused_writes",
     "fusion_map",
     "input_transdata",
     "npu_refusal",
@@ -28,11 +32,23 @@ __all__ = [
 
 
 def fusion_map(graph: Graph) -> dict[str, str]:
-    """Epilogue node → the node it folds into (single consumer, first input).
+    """Fused node → the node whose kernel runs it.
 
     Activations and BatchNormalization fold into a Cube op (Conv, Gemm, MatMul) or into a
-    residual Add (:func:`residual_adds`), as ATC's buffer fusion does.
+    residual Add (:func:`residual_adds`), as ATC's buffer fusion does; chains of the
+    elementwise ops left over fold into their first op (:mod:`hetnpu.simulator.ubfusion`).
     """
+    epilogues = epilogue_map(graph)
+    return {**epilogues, **elementwise_chains(graph, epilogues)}
+
+
+def fused_writes(graph: Graph) -> dict[str, str]:
+    """Root of each fused elementwise chain → the tensor its kernel writes instead of its own."""
+    return chain_outputs(graph, elementwise_chains(graph, epilogue_map(graph)))
+
+
+def epilogue_map(graph: Graph) -> dict[str, str]:
+    """Epilogue node → the Cube op or residual Add it folds into (single consumer, first input)."""
     residual = residual_adds(graph)
     fused: dict[str, str] = {}
     for node in graph:
@@ -101,6 +117,8 @@ def input_transdata(graph: Graph) -> list[Node]:
 
 
 def npu_refusal(node: Node, graph: Graph, precision: str) -> str | None:
+    if not onnx_parser_applies():  # torch_npu calls kernels directly: the lowering decides
+        return None
     try:
         from hetnpu.devices.capability import can_run
     except ImportError:  # capability rules not installed: rely on the lowering registry alone

@@ -65,10 +65,12 @@ def test_residual_add_and_its_relu_fold_into_the_convolution() -> None:
 def test_unfused_add_reads_both_inputs() -> None:
     g = _block(skip_is_constant=True)  # a constant second input is not a residual
     assert residual_adds(g) == {}
-    assert "relu" not in fusion_map(g)
+    # Not the convolution's epilogue: the Add and its ReLU are an elementwise chain of their
+    # own (AutomaticUbFusion), one kernel that reads both inputs and writes the ReLU's output.
+    assert fusion_map(g) == {"bn": "conv", "relu": "add"}
     ops = {o.name: o for o in simulate(g, "ascend910").ops}
     assert ops["add"].gm_bytes == 3 * 64 * 56 * 56 * 2
-    assert ops["relu"].cycles > 0
+    assert ops["relu"].bound == "fused" and ops["relu"].cycles == 0
 
 
 def test_fusion_makes_the_block_faster() -> None:

@@ -1,0 +1,118 @@
+"""Chains of elementwise ops that ATC fuses into one kernel (CANN's ``AutomaticUbFusion``).
+
+After its pattern-specific passes, ATC's buffer fusion runs ``AutomaticUbFusion``: connected
+Elemwise operators that no other UB-fusion pattern took are fused into one kernel, at most 28
+of them, in static-shape networks only (CANN 8.0.0 graph fusion reference, "AutomaticUbFusion",
+https://www.hiascend.com/document/detail/en/canncommercial/800/graph/graphubfusionref/atlasrr_30_0140.html).
+A fused chain is one task: one launch, one read of what enters it, one write of what leaves,
+its intermediates staying in the Unified Buffer.
+
+The simulator times the chain's first op (the root) as the kernel: its launch, its reads and
+a write of the chain's last output in place of its own. Each follower is recorded as fused
+into the root and costs nothing, like a Cube op's epilogue. A follower is taken only when the
+tensor it continues from is read by it alone (nothing else needs the intermediate in GM), and
+its other inputs are constants or tensors the chain already reads, so that the root's reads
+are all the fused kernel reads. Inference BatchNormalization (CANN's BNInfer, a per-channel
+scale and shift) joins as an elementwise op.
+
+Left out: the followers' own Vector instructions (a transcendental such as Erf takes several
+repeats per element; memory-bound chains hide them, compute-bound ones are timed too fast),
+followers with a second input the chain does not already read (a residual Add), and the
+``AddN`` limit of six inputs (AddN has no ONNX counterpart but Sum, which is kept out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hetnpu.graph.ir import Graph, Node
+from hetnpu.graph.opfamilies import FAMILY
+
+__all__ = ["MAX_CHAIN", "chain_outputs", "elementwise_chains"]
+
+MAX_CHAIN = 28
+"""Most Elemwise operators one AutomaticUbFusion kernel takes (CANN 8.0.0 reference)."""
+
+_EXCLUDED = frozenset({"Sum", "Max", "Min", "Mean", "Cast", "CastLike"})
+"""Variadic ops (Sum is ATC's AddN, limited to six inputs; the simulator keeps them whole) and
+casts (a precision change at a fusion boundary, kept as its own task)."""
+
+
+def _fusable(node: Node) -> bool:
+    if node.is_constant or node.domain not in ("", "ai.onnx") or node.op_type in _EXCLUDED:
+        return False
+    return FAMILY.get(node.op_type) == "elementwise" or node.op_type == "BatchNormalization"
+
+
+def elementwise_chains(graph: Graph, taken: Mapping[str, str]) -> dict[str, str]:
+    """Follower node -> the root of its fused elementwise chain.
+
+    ``taken`` maps nodes already fused by a pattern pass (Cube epilogues, residual Adds) to
+    their root; neither those nodes nor their roots start or join a chain here.
+    """
+    roots_of_taken = set(taken.values())
+    chain_of: dict[str, str] = {}  # follower -> root
+    size: dict[str, int] = {}  # root -> ops in its chain
+    reads: dict[str, set[str]] = {}  # root -> tensors the fused kernel reads
+    for node in graph:
+        if not _fusable(node) or node.name in taken or node.name in roots_of_taken:
+            continue
+        root = _joins(graph, node, taken, chain_of, roots_of_taken, size, reads)
+        if root is None:
+            size.setdefault(node.name, 1)
+            reads.setdefault(node.name, _dynamic_inputs(graph, node))
+            continue
+        chain_of[node.name] = root
+        size[root] += 1
+    return chain_of
+
+
+def _dynamic_inputs(graph: Graph, node: Node) -> set[str]:
+    return {t for t in node.inputs if t and not _constant(graph, t)}
+
+
+def _constant(graph: Graph, name: str) -> bool:
+    t = graph.tensors.get(name)
+    return t is not None and t.is_constant
+
+
+def _joins(
+    graph: Graph,
+    node: Node,
+    taken: Mapping[str, str],
+    chain_of: Mapping[str, str],
+    roots_of_taken: set[str],
+    size: dict[str, int],
+    reads: dict[str, set[str]],
+) -> str | None:
+    """The chain root ``node`` continues, or None when it starts a chain of its own."""
+    for tensor in _dynamic_inputs(graph, node):
+        prod = graph.producer(tensor)
+        if prod is None or not _fusable(prod) or prod.name in taken:
+            continue
+        if prod.name in roots_of_taken or len(graph.consumers(tensor)) != 1:
+            continue
+        if tensor in graph.outputs:  # the intermediate must reach GM anyway
+            continue
+        root = chain_of.get(prod.name, prod.name)
+        if size.get(root, 1) >= MAX_CHAIN:
+            continue
+        others = _dynamic_inputs(graph, node) - {tensor}
+        produced = {o for n, r in chain_of.items() if r == root for o in graph.nodes[n].outputs}
+        produced |= set(graph.nodes[root].outputs)
+        if others - reads.get(root, set()) - produced:
+            continue
+        reads.setdefault(root, _dynamic_inputs(graph, graph.nodes[root]))
+        return root
+    return None
+
+
+def chain_outputs(graph: Graph, chains: Mapping[str, str]) -> dict[str, str]:
+    """Root of each chain of ``chains`` (as :func:`elementwise_chains` returns them) -> the
+    tensor its fused kernel writes: the last member's output."""
+    out: dict[str, str] = {}
+    for node in graph:  # topological: the last member seen is the chain's end
+        root = chains.get(node.name)
+        if root is not None:
+            out[root] = node.outputs[0]
+    return out
