@@ -93,8 +93,14 @@ def llm(
     axes = _sweep_axes(sweep)
     points = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
     results = [(p, _run(p, base, sets)) for p in (points or [{}])]
-    if trace is not None:
-        _write_trace(trace, results[0][1], base, sets)
+    if trace is not None:  # of the first point, with its chip, KV cache and preset keys
+        first = results[0][0]
+        _write_trace(
+            trace,
+            results[0][1],
+            {**base, **{k: v for k, v in first.items() if k in _SWEEPABLE}},
+            {**sets, **{k: v for k, v in first.items() if k not in _SWEEPABLE}},
+        )
     if as_json:
         out = [dict(r.to_dict(), point=p) for p, r in results]
         typer.echo(json.dumps(out if axes else out[0], indent=2, default=str))

@@ -106,11 +106,25 @@ def parallel(
         typer.echo(f"trace: {trace}")
 
 
+def _family_chip(family: str) -> str:
+    """The NPU preset the topology presets of ``family`` hold."""
+    from hetnpu.devices.topology import list_topologies, load_topology
+
+    chips = sorted({t.chip for t in map(load_topology, list_topologies()) if t.family == family})
+    if len(chips) != 1:
+        found = ", ".join(chips) or "none"
+        raise ConfigError(f"--family {family}: its topologies hold {found}; give --chip")
+    return chips[0]
+
+
 @app.command(epilog=_FEWEST_EXAMPLES)
 def fewest(
     model: Annotated[str, typer.Option("--model", help="A decoder config name or config.json.")],
     batch: Annotated[int, typer.Option("--batch", min=1, help="Sequences in a batch.")],
-    chip: Annotated[str, typer.Option("--chip", help="NPU preset.")] = "ascend910b4",
+    chip: Annotated[
+        str | None,
+        typer.Option("--chip", help="NPU preset (default: the one the family's servers hold)."),
+    ] = None,
     per_token_ms: Annotated[
         float | None, typer.Option("--per-token-ms", help="Target: decode latency per token.")
     ] = None,
@@ -148,6 +162,8 @@ def fewest(
     if len(given) != 1:
         raise ConfigError("give exactly one target: --per-token-ms, --ttft-ms or --tokens-per-s")
     ((target, value),) = given.items()
+    if chip is None:
+        chip = _family_chip(family)
     res = fewest_chips(
         model,
         chip,

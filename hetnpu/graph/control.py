@@ -186,6 +186,11 @@ def _select_loop(graph: Graph, node: Node, opts: ControlOptions) -> Selection:
             raise ConfigError(
                 f"trips {node.name}={user}: its trip count {m!r} is known ({rule}): {trips}"
             )
+        if user is not None and user > trips:  # the condition may stop it early, never later
+            raise ConfigError(
+                f"trips {node.name}={user}: more than its maximum trip count {m!r} ({rule}): "
+                f"{trips}"
+            )
         if user is None or not note:
             return Selection(node.name, "Loop", rule, (Choice("body", trips),), note=note)
     if user is not None:

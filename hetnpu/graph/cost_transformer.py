@@ -5,7 +5,9 @@ Counting conventions (those of :mod:`hetnpu.graph.cost`):
 - **Attention** MACs are ``Q Kᵀ`` and ``P V``: ``2·B·q_heads·S·T·head_dim`` with ``T`` the
   keys each query sees: those before the queries (the past, or the keys of K beyond the S
   queries) plus the S new ones, of which a causal query sees ``(S + 1) / 2`` on average, as a
-  flash-attention kernel skips the blocks above the diagonal. FLOPs add the softmax's 5 per
+  flash-attention kernel skips the blocks above the diagonal. A query block with a mask input
+  is counted as causal too (the mask :mod:`hetnpu.models.decoder` writes; a padding mask on an
+  encoder is counted at half its keys, a known undercount). FLOPs add the softmax's 5 per
   score (max, subtract, exp, sum, divide, as ``Softmax`` is counted) and the scale's 1.
 - **RotaryEmbedding**: 3 FLOPs per rotated element (two multiplies and an add) of the
   ``rotary_embedding_dim`` dims of each head (all of them when 0).

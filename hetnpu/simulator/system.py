@@ -278,19 +278,31 @@ def _stage_times(
 
 
 def _stage_key(plan: Any, stage: Any) -> bytes:
-    """What a stage's timing depends on: its ops with their shapes and attributes, in order,
-    and the layout conversions at its edges (tensor and node names left out)."""
+    """What a stage's timing depends on: its ops with their attributes, in order, each tensor's
+    shape, dtype and constness, which outputs are read after the stage (they must reach GM,
+    and stop a fusion), and the layout conversions at its edges (tensor and node names left
+    out)."""
     import hashlib
 
     graph = plan.graph
     h = hashlib.sha256()
     local: dict[str, int] = {}
+    inside = set(stage.nodes)
+
+    def leaves(t: str) -> bool:  # read after the stage: it must reach GM, fusion stops there
+        return t in graph.outputs or any(c.name not in inside for c in graph.consumers(t))
+
     for n in stage.nodes:
         node = graph.nodes[n]
         wires = [local.setdefault(t, len(local)) for t in (*node.all_inputs, *node.outputs) if t]
-        shapes = [graph.tensors[t].shape for t in node.all_inputs if t]
+        tensors = [
+            (graph.tensors[t].shape, graph.tensors[t].dtype, graph.tensors[t].is_constant)
+            for t in (*node.all_inputs, *node.outputs)
+            if t and t in graph.tensors
+        ]
+        out_leaves = [leaves(t) for t in node.outputs if t]
         attrs = sorted(node.attrs.items(), key=lambda kv: kv[0])
-        h.update(repr((node.op_type, wires, shapes, attrs)).encode())
+        h.update(repr((node.op_type, wires, tensors, out_leaves, attrs)).encode())
     for td in plan.transdata:
         if td.stage == stage.id:
             h.update(repr((td.src_layout, td.dst_layout, td.nbytes)).encode())

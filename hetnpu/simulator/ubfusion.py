@@ -11,9 +11,10 @@ The simulator times the chain's first op (the root) as the kernel: its launch, i
 a write of the chain's last output in place of its own. Each follower is recorded as fused
 into the root and costs nothing, like a Cube op's epilogue. A follower is taken only when the
 tensor it continues from is read by it alone (nothing else needs the intermediate in GM), and
-its other inputs are constants or tensors the chain already reads, so that the root's reads
-are all the fused kernel reads. Inference BatchNormalization (CANN's BNInfer, a per-channel
-scale and shift) joins as an elementwise op.
+its other inputs are tensors the chain already reads or broadcast constants (scalars,
+per-channel operands: fewer elements than its output), so that the root's reads are, to
+within those constants, all the fused kernel reads. Inference BatchNormalization (CANN's
+BNInfer, a per-channel scale and shift) joins as an elementwise op.
 
 Left out: the followers' own Vector instructions (a transcendental such as Erf takes several
 repeats per element; memory-bound chains hide them, compute-bound ones are timed too fast),
@@ -23,6 +24,7 @@ followers with a second input the chain does not already read (a residual Add), 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from hetnpu.graph.ir import Graph, Node
@@ -71,6 +73,23 @@ def _dynamic_inputs(graph: Graph, node: Node) -> set[str]:
     return {t for t in node.inputs if t and not _constant(graph, t)}
 
 
+def _large_constant(graph: Graph, node: Node) -> bool:
+    """Whether ``node`` reads a constant as large as its output (a weight tensor, not a
+    broadcast operand such as a scalar or a per-channel vector): the root's reads would leave
+    it out."""
+    out = graph.tensors.get(node.outputs[0]) if node.outputs else None
+    if out is None or out.shape is None:
+        return True
+    size = math.prod(out.shape)
+    for t in node.inputs:
+        info = graph.tensors.get(t) if t else None
+        if info is None or not info.is_constant:
+            continue
+        if info.shape is None or math.prod(info.shape) >= size:
+            return True
+    return False
+
+
 def _constant(graph: Graph, name: str) -> bool:
     t = graph.tensors.get(name)
     return t is not None and t.is_constant
@@ -96,6 +115,8 @@ def _joins(
             continue
         root = chain_of.get(prod.name, prod.name)
         if size.get(root, 1) >= MAX_CHAIN:
+            continue
+        if _large_constant(graph, node):
             continue
         others = _dynamic_inputs(graph, node) - {tensor}
         produced = {o for n, r in chain_of.items() if r == root for o in graph.nodes[n].outputs}

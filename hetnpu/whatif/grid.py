@@ -203,14 +203,18 @@ def point_key(model_digest: str, spec_json: str, run: Mapping[str, Any]) -> str:
 @functools.cache
 def timing_code_digest() -> str:
     """Hash of the source of everything that times a point (simulator, scheduler, devices and
-    graph packages), so ``--resume`` never reuses a result an edited simulator would change.
-    A release number would not notice an edit between releases."""
+    graph packages, the decoder builders and the LLM timing model), so ``--resume`` never
+    reuses a result an edited simulator would change. A release number would not notice an
+    edit between releases."""
     import hetnpu
 
     root = Path(hetnpu.__file__).parent
     h = hashlib.sha256()
-    for sub in ("simulator", "scheduler", "devices", "graph"):
-        for f in sorted((root / sub).rglob("*")):
+    parts = [root / sub for sub in ("simulator", "scheduler", "devices", "graph", "models")]
+    parts += [root / "whatif" / "llm.py", root / "whatif" / "llm_sweep.py"]
+    for part in parts:
+        files = sorted(part.rglob("*")) if part.is_dir() else [part]
+        for f in files:
             if f.suffix in (".py", ".toml", ".json") and f.is_file():
                 h.update(str(f.relative_to(root)).encode())
                 h.update(f.read_bytes())

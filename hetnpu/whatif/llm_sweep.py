@@ -19,6 +19,7 @@ from typing import Any
 from hetnpu.devices.presets import load_npu
 from hetnpu.errors import ConfigError
 from hetnpu.models.decoder import load_config
+from hetnpu.whatif.llm import PRECISIONS
 
 __all__ = ["LLM_RUN_KEYS", "prepare_points", "sweep_metrics"]
 
@@ -44,7 +45,15 @@ def prepare_points(
     for i, point in enumerate(points):
         where = f"sweep point {i + 1} of {len(points)}"
         try:
-            run = {k: normalise_run_value(k, v) for k, v in point.items() if is_run_key(k)}
+            run = {
+                k: v if k == "precision" else normalise_run_value(k, v)
+                for k, v in point.items()
+                if is_run_key(k)
+            }
+            if "precision" in run and run["precision"] not in PRECISIONS:
+                raise ConfigError(
+                    f"precision {run['precision']!r}: an LLM runs in {', '.join(PRECISIONS)}"
+                )
             other = next((k for k in run if k not in LLM_RUN_KEYS), None)
             if other:
                 raise ConfigError(f"{other}: does not apply to an LLM (its keys: "

@@ -249,3 +249,37 @@ def test_loop_trip_count_from_feeds_or_choice_else_one_trip():
     assert chosen.selection.rule == "chosen" and chosen.shown_macs == 9 * M * K * N
     fed = control_cost(g, g.node("loop"), ControlOptions(feeds={"M": np.array(4)}))
     assert fed.selection.rule == "fed" and fed.shown_macs == 4 * M * K * N
+
+
+def test_a_loop_that_may_stop_early_takes_fewer_trips_than_its_maximum_never_more():
+    from hetnpu.graph.control import select
+
+    body = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["two"], value=numpy_helper.from_array(np.int64(2))),
+            helper.make_node("Less", ["i", "two"], ["cond_out"]),  # stops after trip 3
+            helper.make_node("Identity", ["x_in"], ["x_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x_in", TensorProto.FLOAT, [2]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x_out", TensorProto.FLOAT, [2]),
+        ],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["M", "", "x"], ["y"], name="loop", body=body)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [numpy_helper.from_array(np.int64(8), "M")],
+    )
+    g = load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert select(g, g.node("loop")).chosen.trips == 8  # the maximum, marked as such
+    assert select(g, g.node("loop"), ControlOptions(trips={"loop": 3})).chosen.trips == 3
+    with pytest.raises(ConfigError, match=r"trips loop=9: more than its maximum trip count"):
+        select(g, g.node("loop"), ControlOptions(trips={"loop": 9}))

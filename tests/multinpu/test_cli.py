@@ -43,7 +43,7 @@ def test_fewest_finds_one_chip_for_a_small_model(tmp_path, capsys) -> None:
         (["fewest", "--model", "llama-2-7b", "--batch", "1"], "give exactly one target"),
         (
             ["fewest", "--model", "llama-2-7b", "--batch", "1", "--ttft-ms", "9", "--family", "x"],
-            "no topology preset of family 'x'",
+            "--family x: its topologies hold none; give --chip",
         ),
     ],
 )
@@ -51,3 +51,9 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_fewest_takes_the_chip_of_the_family_asked(capsys) -> None:
+    args = ["fewest", "--model", "llama-2-7b", "--per-token-ms", "1000", "--batch", "1"]
+    assert main([*args, "--prompt", "16", "--generated", "16", "--family", "a3"]) == 0
+    assert "fewest: 1 x ascend910b (tp 1, pp 1) on atlas-800-a3" in capsys.readouterr().out

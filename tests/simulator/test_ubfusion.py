@@ -87,3 +87,16 @@ def test_a_chain_holds_at_most_28_ops() -> None:
     assert roots == {"n0", f"n{MAX_CHAIN}"}
     assert sum(1 for r in fused.values() if r == "n0") == MAX_CHAIN - 1
     assert fused_writes(_graph(nodes)) == {"n0": f"t{MAX_CHAIN - 1}", f"n{MAX_CHAIN}": "y"}
+
+
+def test_a_follower_reading_a_weight_sized_constant_is_not_fused() -> None:
+    # Relu -> Mul by a constant of the activation's own size: fused, the root would not read it.
+    w = numpy_helper.from_array(np.ones(SHAPE, np.float32), "w")
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="relu"),
+        helper.make_node("Mul", ["a", "w"], ["y"], name="mul"),
+    ]
+    assert fusion_map(_graph(nodes, inits=[w])) == {}
+    scale = numpy_helper.from_array(np.ones((1, 32, 1, 1), np.float32), "s")  # per channel
+    nodes[1] = helper.make_node("Mul", ["a", "s"], ["y"], name="mul")
+    assert fusion_map(_graph(nodes, inits=[scale])) == {"mul": "relu"}
