@@ -46,8 +46,13 @@ class Fit:
 
 def kernels(pred: Prediction) -> int:
     """Kernels the simulated run launched: every op with instructions on the cores (not
-    fused, not constant-folded, not refused, not a reshape in place)."""
-    return sum(1 for op in pred.result.ops if op.bound not in ("fused", "zero"))
+    fused, not constant-folded, not refused, not a reshape in place, not a residual Add timed
+    inside its convolution's kernel). A run simulated with no launch cost cannot tell the
+    residual Adds apart and counts them."""
+    res = pred.result
+    if res.launch_cycles:  # the simulator charged each kernel's launch: count those
+        return sum(1 for op in res.ops if op.launch_cycles)
+    return sum(1 for op in res.ops if op.bound not in ("fused", "zero"))
 
 
 def value_at(pred: Prediction, launch_s: float) -> float:

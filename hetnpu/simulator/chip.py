@@ -19,9 +19,20 @@ simulator.core.Bus`).
 Each op that runs as a kernel of its own waits ``task_launch_s`` before it starts (the task
 scheduler starting it on the cores; a fused epilogue launches nothing).
 
-Left out: write-back of dirty L2 lines costs no bus time (its bytes are counted in
-``hbm_bytes``), the 310P's standalone vector cores, cache-line granularity and L2 set
-conflicts, NoC topology, and overlap between consecutive ops (a launch included).
+A dirty tensor evicted from L2 by an op's tensors is written back to HBM on the HBM bus,
+reserved when the op starts, and the op cannot complete before that write-back has (CANN
+Ascend C best practices, "Setting a Proper L2 CacheMode": the replaced data "needs to be
+written back to the GM during the replacement (this process occupies the GM bandwidth). After
+the old data is written back, the new data can enter the L2 cache"). The page is written for
+A2/A3 (910B/910C); the 310/310P L2 is taken to be the same write-back cache ⚠.
+
+Left out: the write-back of the graph's dirty outputs at the end of a run is counted in
+``hbm_bytes`` but not timed; GE's memory reuse (ATC ``--disable_reuse_memory=0``), which lets
+a later tensor overwrite a dead one's dirty lines in L2 instead of forcing them out (tried:
+discarding dead tensors without write-back made the calibration table worse, 20.1% against
+18.4% MAPE after refit, so every evicted dirty tensor is written back); the 310P's standalone
+vector cores, cache-line granularity and L2 set conflicts, NoC topology, and overlap between
+consecutive ops (a launch included).
 """
 
 from __future__ import annotations
@@ -56,6 +67,7 @@ from hetnpu.simulator.isa import UNITS
 from hetnpu.simulator.l2 import L2Residency
 from hetnpu.simulator.lowering import Unsupported, event_budget, lower
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
+from hetnpu.simulator.op_record import record_op
 from hetnpu.simulator.prepare import (
     device_nbytes,
     fused_writes,
@@ -63,7 +75,6 @@ from hetnpu.simulator.prepare import (
     input_transdata,
     npu_refusal,
     residual_adds,
-    roofline_bounds,
 )
 from hetnpu.simulator.result import OpRecord, SimResult, UnsupportedOp
 from hetnpu.simulator.spec_key import chip_key
@@ -74,8 +85,6 @@ __all__ = ["chip_key", "simulate"]
 _COUPLED_UNITS = UNITS
 _AIC_UNITS = ("SCALAR", "MTE2", "MTE1", "CUBE", "FIXPIPE")
 _AIV_UNITS = ("SCALAR", "MTE2", "VECTOR", "MTE3")
-_COMPUTE = frozenset({"CUBE", "VECTOR"})
-"""Units whose busy time makes an op compute-bound; the others (MTE1/2/3, FixPipe) move data."""
 
 
 class _Run:
@@ -120,6 +129,8 @@ class _Run:
         self.busy: dict[str, int] = dict.fromkeys(UNITS, 0)
         self.level_bytes: dict[str, int] = {}
         self.l2_resident = L2Residency(spec.l2_bytes)
+        self.writeback_timed = 0
+        """Bytes of dirty L2 evictions written back on the HBM bus during the run."""
         self.ops: list[OpRecord] = []
         self.unsupported: list[UnsupportedOp] = []
         self.raw: list[tuple[Any, ...]] = []
@@ -164,7 +175,10 @@ class _Run:
             self.current = node.name
             # The task scheduler starts kernels one after another on the op stream, the cores
             # idle meanwhile; an op with no instructions (a reshape in place) is no kernel.
-            self.op_launch = self.launch_cycles if any(low.programs) else 0
+            # A residual Add runs inside its convolution's kernel (TbeConvDoubleInFusionPass,
+            # see residual_adds): it launches nothing of its own.
+            kernel = any(low.programs) and node.name not in self.residual
+            self.op_launch = self.launch_cycles if kernel else 0
             if self.op_launch:
                 yield env.timeout(self.op_launch)
                 self.launched += self.op_launch
@@ -251,94 +265,34 @@ class _Run:
             pending[0] += len(cp.queues)
             units, spans, recs = run_core(env, cp, remaining, self.boxes[cores[c]], record, done)
             started.append((cores[c], cp, units, spans, recs))
+        # The op's tensors enter L2 as it runs; the dirty tensors they evict are written back
+        # to HBM first, on the HBM bus, before the op can complete (CANN, "Setting a Proper L2
+        # CacheMode": "the old data needs to be written back to the GM during the replacement
+        # (this process occupies the GM bandwidth)").
+        wb_end = self._enter_l2(node, t0)
         if pending[0]:
             yield done_ev
-        self._record(index, node, low, t0, hbm0, l20, started)
+        if wb_end > env.now:
+            yield env.timeout(wb_end - env.now)
+        self.ops.append(record_op(self, index, node, low, t0, hbm0, l20, started))
+
+    def _enter_l2(self, node: Node, now: int) -> int:
+        """Make ``node``'s inputs (read) and outputs (written, dirty) most recent in L2 and
+        reserve the HBM bus from ``now`` for the dirty tensors that evicts; return the cycle
+        the write-back ends (``now`` if nothing dirty was evicted)."""
         g, prec = self.graph, self.ctx.prec
+        before = self.l2_resident.writeback_bytes
         for t in node.inputs:
             if t:
                 self.l2_resident.touch(t, device_nbytes(g, t, prec), dirty=False)
         for t in node.outputs:
             if t:
                 self.l2_resident.touch(t, device_nbytes(g, t, prec), dirty=True)
-
-    def _record(
-        self, index: int, node: Node, low: Lowered, t0: int, hbm0: int, l20: int, started: list[Any]
-    ) -> None:
-        end = self.env.now
-        per_unit = dict.fromkeys(UNITS, 0)
-        spans = []
-        compute = memory = 0
-        trace_ops = self.trace_level == "op"
-        raw = self.raw
-        programs: dict[int, list[Any]] = {}
-        for core, cp, units, uspans, recs in started:
-            name = self.cores[core]
-            c_end = t0
-            for u, (first, u_end, busy, _count) in zip(units, uspans, strict=True):
-                per_unit[u] += busy
-                if u_end > c_end:
-                    c_end = u_end
-                if u in _COMPUTE:
-                    if busy > compute:
-                        compute = busy
-                elif busy > memory:
-                    memory = busy
-                if trace_ops:
-                    raw.append((name, u, first, u_end, node.name, index, busy))
-            if self.trace_level is not None:
-                raw.append(
-                    (name, "SCALAR", t0, t0 + cp.scalar_cycles, node.name, index, len(cp.instrs))
-                )
-            if recs is not None:
-                for u, rec in zip(units, recs, strict=True):
-                    for idx, s, e in rec:
-                        ins = cp.instrs[idx]
-                        raw.append((name, u, s, e, ins.op, index, ins.nbytes))
-            spans.append((name, t0, c_end))
-            entry = programs.setdefault(id(cp), [cp, 0])
-            entry[1] += 1
-        gm_bytes = 0
-        for cp, count in programs.values():
-            gm_bytes += cp.gm_bytes * count
-            per_unit["SCALAR"] += cp.scalar_cycles * count
-            for lvl, b in cp.level_bytes.items():
-                self.level_bytes[lvl] = self.level_bytes.get(lvl, 0) + b * count
-        for u, b in per_unit.items():
-            self.busy[u] += b
-        cycles = end - t0
-        if not started:
-            bound = "zero"
-        elif max(compute, memory) * 2 < cycles:
-            bound = "latency"
-        else:
-            bound = "compute" if compute >= memory else "memory"
-        comp_b, mem_b = roofline_bounds(node, self.graph, low, self.ctx, self.bus_bpc, gm_bytes)
-        if not started:
-            comp_b = mem_b = 0
-        hbm = self.hbm.nbytes - hbm0
-        self.ops.append(
-            OpRecord(
-                index,
-                node.name,
-                node.op_type,
-                t0,
-                end,
-                tuple(spans),
-                per_unit["CUBE"],
-                per_unit["VECTOR"],
-                per_unit["MTE1"] + per_unit["MTE2"] + per_unit["MTE3"] + per_unit["FIXPIPE"],
-                bound,
-                max(comp_b, mem_b),
-                comp_b,
-                mem_b,
-                low.macs,
-                hbm + self.l2.nbytes - l20,
-                hbm,
-                low.tile,
-                launch_cycles=self.op_launch,
-            )
-        )
+        evicted = self.l2_resident.writeback_bytes - before
+        if not evicted:
+            return now
+        self.writeback_timed += evicted
+        return self.hbm.reserve(now, evicted)
 
     def result(self, events: int, wall_s: float, double_buffer: bool) -> SimResult:
         cycles = self.env.now
@@ -350,7 +304,9 @@ class _Run:
             if unit_cores[u]
         }
         levels = dict(self.level_bytes)
-        levels["HBM"] = self.hbm.nbytes + self.l2_resident.writeback_bytes
+        # Evictions were timed on the HBM bus (counted in hbm.nbytes); the final flush of
+        # the dirty outputs is counted, not timed.
+        levels["HBM"] = self.hbm.nbytes + self.l2_resident.writeback_bytes - self.writeback_timed
         levels["L2"] = self.l2.nbytes
         return SimResult(
             chip=str(getattr(self.spec, "name", "npu")),
