@@ -108,7 +108,13 @@ def _fold_constants(model: onnx.ModelProto, weights: dict[str, np.ndarray]) -> l
         # Unfolded, the nodes still compute the same values at run time, only on the device
         # in its dtype; folding is what ATC does, not what makes the graph correct.
         return every
-    weights.update((n, np.asarray(v)) for n, v in zip(needed, values, strict=True))
+    folded = [np.asarray(v) for v in values]
+    # An expansion (ConstantOfShape, Expand, Tile...) can fold into a tensor far larger than the
+    # model's weights; stored as a weight it would multiply the memory the model needs, so a
+    # graph whose folded constants outgrow its weights is left to compute them at run time.
+    if sum(v.nbytes for v in folded) > sum(v.nbytes for v in weights.values()):
+        return every
+    weights.update(zip(needed, folded, strict=True))
     return kept
 
 

@@ -233,12 +233,17 @@ class NpuSpec(_Spec):
         description="What the task scheduler takes to start each kernel of an offline model "
         "on the AI cores (graph mode), seconds; charged before every op that is a kernel",
     )
-    stream_switch_s: Seconds = Field(
-        0.0,
+    stream_switch_s: Seconds | None = Field(
+        None,
         description="What one control task on the stream takes (GE runs If/While as "
         "StreamSwitch/StreamActive tasks, aclrtSwitchStream), seconds; charged once per If "
-        "and once per loop trip plus the exit",
+        "and once per loop trip plus the exit; unset: one kernel launch (task_launch_s)",
     )
+
+    @property
+    def control_task_s(self) -> float:
+        """Seconds of one control task: ``stream_switch_s``, else one ``task_launch_s``."""
+        return self.task_launch_s if self.stream_switch_s is None else self.stream_switch_s
 
     l2_bytes: Size = Field(description="Chip L2 cache, bytes")
     l2_bytes_per_s: Rate = Field(description="Aggregate L2 bandwidth, bytes/s")

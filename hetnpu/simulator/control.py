@@ -14,7 +14,9 @@ the subgraph), plus its control tasks:
   warm steps (the second of two consecutive steps, its weights in L2;
   :mod:`hetnpu.simulator.lowering.rnn`); the cells' ops launch nothing of their own.
 
-``stream_switch_s`` is a preset field (an assumption: see the presets' sources).
+A control task costs ``stream_switch_s`` when a preset sets it; no public source gives one, so
+the presets leave it unset and a control task costs one kernel launch (``task_launch_s``: GE
+dispatches StreamSwitch/StreamActive tasks through the same task scheduler as kernels).
 
 Left out: a body's ops are simulated on a chip of their own, so HBM/L2 contention and L2
 residency do not carry across the control-flow boundary (each body starts with a cold L2);
@@ -180,5 +182,5 @@ def _record(
 
 
 def control_overhead_cycles(spec: Any, tasks: int) -> int:
-    """Cycles of ``tasks`` control tasks at ``spec.stream_switch_s`` each."""
-    return tasks * round(float(spec.stream_switch_s) * spec.clock_hz)
+    """Cycles of ``tasks`` control tasks of ``spec.control_task_s`` each."""
+    return tasks * round(float(spec.control_task_s) * spec.clock_hz)

@@ -36,6 +36,7 @@ _SPEC_FIELDS = (
     "mte_latency_cycles",
     "gm_latency_cycles",
     "task_launch_s",
+    "stream_switch_s",
     "l2_bytes",
     "l2_bytes_per_s",
     "hbm_bytes_per_s",
