@@ -1,11 +1,18 @@
 """Refit every calibrated preset value from the calibration table, reproducibly.
 
-Run: ``python benchmarks/calibrate.py [--dry-run]``
+Run: ``python benchmarks/calibrate.py [--dry-run] [--llm]``
 
 Simulates every row hetnpu can (see ``benchmarks/fidelity.py``), fits each chip's
 ``task_launch_s`` (the one calibrated value; :mod:`hetnpu.fidelity.calibrate` says why and how)
 and writes it into the chip's preset file with the rows it was fit on as its source. The fit is
 deterministic: the same table and simulator give the same value to the last digit written.
+
+``--llm`` also fits the launch cost of the Atlas 800I A2's NPU (``ascend910b4``) to the LLM
+rows (torchair graph mode: ChatGLM3-6B on one NPU, LLaMA-2-70B on eight). Each row is simulated
+at the preset's launch cost and at a trial one; a row's time is linear in the launch cost
+(every kernel waits it once), so the two give each row's kernel count and the fit is exact
+without further simulation. Its leave-one-model-out error fits on one network and predicts the
+other.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ sys.path.insert(0, str(ROOT))
 from hetnpu.atomic import atomic_write_text  # noqa: E402
 from hetnpu.fidelity import load_table, predict_table  # noqa: E402
 from hetnpu.fidelity.calibrate import fit_launch, leave_one_model_out  # noqa: E402
+
+LLM_PRESET = "ascend910b4"
+TRIAL_LAUNCH_S = 10e-6
 
 PRESETS = ROOT / "hetnpu" / "devices" / "presets"
 
@@ -62,9 +72,69 @@ def write_preset(preset: str, value_s: float, rows: tuple[int, ...], mape: float
     atomic_write_text(path, text)
 
 
+def _llm_fit(dry_run: bool) -> None:
+    """Fit ``ascend910b4``'s task_launch_s to the LLM rows (see the module docstring)."""
+    import tempfile
+
+    from _llm_rows import llm_rows
+
+    from hetnpu.devices.presets import load_npu
+
+    table = load_table()
+    base_launch = load_npu(LLM_PRESET).task_launch_s
+    with tempfile.TemporaryDirectory() as tmp:
+        trial = Path(tmp) / f"{LLM_PRESET}.toml"
+        trial.write_text(
+            f'inherits = "{LLM_PRESET}"\ntask_launch_s = {TRIAL_LAUNCH_S!r}\n'
+            '[sources]\ntask_launch_s = "a trial value of the fit"\n'
+        )
+        at_base = llm_rows(table)
+        at_trial = llm_rows(table, chip=str(trial))
+    # value(d) = base + slope * (d - base_launch): slope = kernels launched per row
+    lines = [
+        (row, v0, (v1 - v0) / (TRIAL_LAUNCH_S - base_launch))
+        for (row, v0), (_, v1) in zip(at_base, at_trial, strict=True)
+    ]
+
+    def value(line, d: float) -> float:
+        _, v0, slope = line
+        return v0 + slope * (d - base_launch)
+
+    def mape(group, d: float) -> float:
+        return sum(abs(value(ln, d) - ln[0].value) / ln[0].value for ln in group) / len(group)
+
+    def fit(group) -> float:
+        grid = [i * 1e-8 for i in range(5001)]  # 0 .. 50 us by 10 ns
+        return min(grid, key=lambda d: (mape(group, d), d))
+
+    best = fit(lines)
+    rows = tuple(ln[0].index for ln in lines)
+    print(
+        f"{LLM_PRESET:<11} task_launch_s = {best * 1e6:7.3f} us  rows {len(rows):>3}  "
+        f"MAPE at the fit {100 * mape(lines, best):5.1f}% (at {base_launch * 1e6:.3f} us: "
+        f"{100 * mape(lines, base_launch):.1f}%)"
+    )
+    for ln in lines:
+        row = ln[0]
+        print(
+            f"  row {row.index:>2} {row.model.split(' (')[0]:<12} {row.metric:<26} b{row.batch:<3}"
+            f" {ln[2] / 1e3:6.0f} kernels  {value(ln, best):9.1f} ms vs {row.value:9.1f}"
+        )
+    models = sorted({ln[0].model for ln in lines})
+    errs = []
+    for left_out in models:
+        d = fit([ln for ln in lines if ln[0].model != left_out])
+        errs += [abs(value(ln, d) - ln[0].value) / ln[0].value for ln in lines
+                 if ln[0].model == left_out]  # fmt: skip
+    print(f"  leave-one-model-out (LLM rows): MAPE {100 * sum(errs) / len(errs):.1f}%")
+    if not dry_run:
+        write_preset(LLM_PRESET, best, rows, mape(lines, best))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
+    parser.add_argument("--llm", action="store_true", help="also fit ascend910b4 to the LLM rows")
     args = parser.parse_args(argv)
     preds, _ = predict_table(load_table())
     fits = fit_launch(preds)
@@ -79,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if lomo:
         errs = list(lomo.values())
         print(f"leave-one-model-out: rows {len(errs)}  MAPE {100 * sum(errs) / len(errs):.1f}%")
+    if args.llm:
+        _llm_fit(args.dry_run)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Simulated figures against the published Ascend measurements of the calibration table.
 
-Run: ``python benchmarks/fidelity.py [--table CSV] [--only PATTERN] [--json OUT]``
+Run: ``python benchmarks/fidelity.py [--table CSV] [--only PATTERN] [--json OUT] [--no-llm]``
 
 Every row hetnpu can simulate is simulated on its chip's preset (calibrated values included)
 and printed with the published figure and the ratio simulated/measured; rows it cannot simulate
@@ -8,6 +8,14 @@ yet are listed with the reason. Then the mean absolute percentage error (MAPE) a
 error, per chip and overall, and the leave-one-model-out error: each calibrated preset value is
 refitted without one network's rows, which are then predicted (the honest estimate of the error
 on a network the fit never saw; see ``benchmarks/calibrate.py``).
+
+The LLM rows (torchair graph mode on the Atlas 800I A2: ChatGLM3-6B on one 910B4, LLaMA-2-70B
+tensor-parallel over eight) are simulated last, by the LLM what-if model
+(:mod:`hetnpu.whatif.llm`: prompt 1024 and 1024 generated tokens, the KV cache grown by
+concatenation as the measured scripts do) and the multi-NPU one
+(:mod:`hetnpu.whatif.parallel_search`: TP 8 on the ``atlas-800i-a2`` topology, HCCL all-reduces).
+No value is fit on them (the 910B4's ``task_launch_s`` stays uncalibrated), so their error is
+the same with or without leaving a model out. ``--no-llm`` skips them (about five minutes).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _llm_rows import llm_rows
+
 from hetnpu.fidelity import load_table, predict, target
 from hetnpu.fidelity.calibrate import leave_one_model_out
 
@@ -32,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="regex on the model column")
     parser.add_argument("--json", default=None, help="write the per-row figures here")
     parser.add_argument("--no-lomo", action="store_true", help="skip leave-one-model-out")
+    parser.add_argument("--no-llm", action="store_true", help="skip the LLM rows")
     args = parser.parse_args(argv)
 
     rows = load_table(args.table)
@@ -64,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(incomplete)} rows simulated without some of their ops (kept out of the error):"
         )
         for key in sorted({(p.target.builder, p.untimed) for p in incomplete}):
-            rows = [p.target.row.index for p in incomplete if (p.target.builder, p.untimed) == key]
-            print(f"  {key[0]:<16} rows {rows}: {', '.join(key[1])} not timed")
+            idx = [p.target.row.index for p in incomplete if (p.target.builder, p.untimed) == key]
+            print(f"  {key[0]:<16} rows {idx}: {', '.join(key[1])} not timed")
     complete = [p for p in preds if p.complete]
     print("\nerror (|simulated - measured| / measured), rows simulated completely:")
     for chip in [*sorted({p.target.preset for p in complete}), "all"]:
@@ -81,6 +92,21 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  leave-one-model-out: rows {len(errs)}  MAPE {100 * statistics.fmean(errs):.1f}%"
                 f"  max {100 * max(errs):.1f}%"
+            )
+    llm = [] if args.no_llm else llm_rows(rows)
+    if llm:
+        print("\nLLM rows (Atlas 800I A2, torchair graph mode):")
+        print(f"{'row':>3}  {'model':<34} {'metric':<26} {'b':>3}  {'simulated':>10} "
+              f"{'measured':>10}  {'ratio':>6}")  # fmt: skip
+        for row, sim in llm:
+            print(f"{row.index:>3}  {row.model[:34]:<34} {row.metric:<26} {row.batch:>3}  "
+                  f"{sim:>10.1f} {row.value:>10.1f}  {sim / row.value:>6.3f}")  # fmt: skip
+        errs = [abs(sim - r.value) / r.value for r, sim in llm]
+        cnn = [p.error for p in complete]
+        for name, group in (("LLM rows", errs), ("all rows", cnn + errs)):
+            print(
+                f"  {name:<11} rows {len(group):>3}  MAPE {100 * statistics.fmean(group):6.1f}%"
+                f"  max {100 * max(group):6.1f}%  within 25%: {sum(e <= 0.25 for e in group)}"
             )
     if args.json:
         out = [

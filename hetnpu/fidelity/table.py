@@ -52,8 +52,8 @@ _MODELS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 
 _NOT_YET: tuple[tuple[str, str], ...] = (
-    (r"tensor parallel", "needs several NPUs on one timeline (the many-NPU capability)"),
-    (r"torchair", "needs the LLM decoder builders and their prefill/decode graphs"),
+    (r"tensor parallel", "an LLM row on several NPUs: timed by hetnpu.whatif.parallel_search"),
+    (r"torchair", "an LLM row: timed by the LLM what-if model (hetnpu.whatif.llm)"),
     (r"kernel launch overhead", "a statement of a host launch cost, not a model's time"),
     (
         r"single-core split-K",

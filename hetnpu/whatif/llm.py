@@ -7,11 +7,15 @@ RMSNorm and RoPE), made fast by replaying what repeats:
 
 - **Layers.** Every layer has the same ops and shapes, and each reads its own weights from
   HBM (no layer finds another's in L2), so one layer simulated after the embedding is what
-  every layer costs: a phase is simulated with one layer, whose ops are counted ``layers``
-  times, plus the embedding and the LM head once.
+  every layer costs: a decode step is simulated with one layer, whose ops are counted
+  ``layers`` times, plus the embedding and the LM head once. A prompt pass is simulated with
+  two: the second layer pays the write-back of the first one's dirty activations that its own
+  evict from L2, as every later layer does, so it is counted ``layers - 1`` times.
 - **Batch (prefill).** Past ``2b`` sequences (``b · P`` = :data:`PREFILL_TOKENS` rows), a
   prompt pass is simulated for ``b`` and ``2b`` sequences and extrapolated linearly to ``B``:
-  every further ``b`` sequences cost what the second ``b`` did, once the Cube cores are busy.
+  every further ``b`` sequences cost what the second ``b`` did, once the Cube cores are busy
+  and the passes overflow L2 (their write-backs then grow with the batch; a 7B-class model's
+  2048-row pass does on a 910B, a small model on a big L2 may not).
 - **Decode steps.** A step's time grows linearly with the KV length (the cache read is linear
   in it, the rest does not depend on it), so steps are simulated at :data:`DECODE_SAMPLES` KV
   lengths spread over the generation and the others interpolated; their sum is the decode time.
@@ -238,10 +242,18 @@ def phase_time(
                         seq=seq, kv_len=kv_len, kv_cache=kv_cache)  # fmt: skip
         return _phase(res, spec, {})
 
+    # A prompt pass leaves each layer's activations dirty in L2, and the next layer's evict and
+    # write them back: the second of two simulated layers is the steady state every later layer
+    # repeats. A decode step's activations are small; one layer stands for all.
+    sim_layers = 2 if phase == "prefill" else 1
+    weights = (
+        {0: 1.0, 1: float(config.layers - 1)} if sim_layers == 2 else {0: float(config.layers)}
+    )
+
     def layers_replayed(sim_batch: int) -> PhaseTime:
-        res = _simulate(config, spec, precision, 1, phase=phase, batch=sim_batch, seq=seq,
-                        kv_len=kv_len, kv_cache=kv_cache)  # fmt: skip
-        return _phase(res, spec, {0: float(config.layers)})
+        res = _simulate(config, spec, precision, sim_layers, phase=phase, batch=sim_batch,
+                        seq=seq, kv_len=kv_len, kv_cache=kv_cache)  # fmt: skip
+        return _phase(res, spec, weights)
 
     most = max(1, PREFILL_TOKENS // seq)
     if phase == "decode" or batch <= 2 * most:

@@ -17,7 +17,7 @@ from hetnpu.fidelity.calibrate import fit_launch, leave_one_model_out, value_at
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "fidelity" / "calibration.csv"
 
-REACHED_MAPE = 0.250
+REACHED_MAPE = 0.183
 """MAPE over the rows simulated completely, as benchmarks/fidelity.py printed it when the
 presets were last calibrated (benchmarks/calibrate.py)."""
 MARGIN = 0.02
@@ -59,7 +59,7 @@ def test_the_presets_hold_the_fitted_launch_cost(predictions) -> None:
 def test_calibration_set_error_does_not_regress(predictions) -> None:
     complete = [p for p in predictions if p.complete]
     mape = statistics.fmean(p.error for p in complete)
-    assert len(complete) >= 48
+    assert len(complete) >= 64  # every CNN row of the table, CRNN and the grouped convs included
     assert mape <= REACHED_MAPE + MARGIN, f"MAPE {mape:.3f} above {REACHED_MAPE} + {MARGIN}"
     lomo = leave_one_model_out(predictions)
     assert len(lomo) == len([p for p in complete if p.target.row.metric != "kernel time"])

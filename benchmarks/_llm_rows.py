@@ -1,0 +1,47 @@
+"""The LLM rows of the calibration table, simulated: shared by ``fidelity.py`` and
+``calibrate.py``.
+
+ChatGLM3-6B on one NPU of an Atlas 800I A2 is timed by the LLM what-if model
+(:func:`hetnpu.whatif.llm.estimate`: prompt 1024, 1024 generated tokens, the KV cache grown by
+concatenation as the measured modeling_chatglm.py does); LLaMA-2-70B tensor-parallel over the
+server's eight NPUs by :func:`hetnpu.whatif.parallel_search.step_point` (TP 8 on the
+``atlas-800i-a2`` topology, two HCCL all-reduces per layer). Decode rows are the mean step,
+prefill rows the prompt pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def llm_rows(rows: Iterable[Any], chip: str | None = None) -> list[tuple[Any, float]]:
+    """(row, simulated ms) for every LLM row among ``rows``; ``chip`` replaces the server's
+    NPU preset (a preset name or a ``.toml`` path)."""
+    from hetnpu.devices.topology import load_topology
+    from hetnpu.whatif.llm import estimate
+    from hetnpu.whatif.parallel_search import step_point
+
+    topo = load_topology("atlas-800i-a2")
+    npu = chip or topo.chip
+    out: list[tuple[Any, float]] = []
+    runs: dict[int, Any] = {}
+    for row in rows:
+        if row.unit != "ms" or "torchair" not in row.model:
+            continue
+        prefill = row.metric.startswith("prefill")
+        if "ChatGLM3" in row.model:
+            if row.batch not in runs:
+                runs[row.batch] = estimate(
+                    "chatglm3-6b", npu, batch=row.batch, prompt=1024, generate=1024,
+                    kv_cache="concat",
+                )  # fmt: skip
+            e = runs[row.batch]
+            out.append((row, (e.ttft_s if prefill else e.mean_token_s) * 1e3))
+        elif "LLaMA-2-70B" in row.model:
+            p = step_point(
+                "llama-2-70b", npu, topo, 8, 1, row.batch, prompt=1024, generated=1024,
+                phases=("prefill",) if prefill else ("decode",),
+            )  # fmt: skip
+            out.append((row, p.ttft_ms if prefill else p.per_token_ms))
+    return out
