@@ -197,7 +197,9 @@ def step_point(
     dec = get("decode", batch // micro, 1, _context(prompt, generated))
     ar, p2p = comm(batch // micro, 1)
     stage = per_stage * (dec.layer_s + 2 * ar)
-    per_token = pp * stage + (pp - 1) * p2p / micro + dec.rest_s
+    # GPipe over one step: the first micro-batch fills pp - 1 stages (each with its hand-over),
+    # then the last stage takes every micro-batch in turn, the LM head (rest) included.
+    per_token = (pp - 1) * (stage + p2p) + micro * (stage + dec.rest_s)
     return Point(
         chips,
         tp,

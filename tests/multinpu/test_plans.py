@@ -162,3 +162,25 @@ def test_a_degree_that_splits_nothing_or_not_the_heads_is_named(decoder, cnn) ->
     with pytest.raises(ScheduleError, match=r"rotary_k/Reshape' .*tp=8 does not divide its 4"):
         tensor_parallel_plan(load(decoder), _ranks(8), strict=True)
     tensor_parallel_plan(load(decoder), _ranks(4), strict=True)  # 8 and 4 heads both split
+
+
+def test_pipeline_decode_with_micro_batches_follows_the_gpipe_closed_form() -> None:
+    from hetnpu.models.decoder.config import load_config
+    from hetnpu.simulator.collectives import closed_form_s
+    from hetnpu.whatif.parallel_search import LayerTime, _context, step_point
+
+    topo = load_topology("atlas-800i-a2")
+    c = load_config("llama-2-7b")
+    batch, pp, micro = 4, 2, 2  # two micro-batches of two sequences
+    key = ("llama-2-7b", "ascend910b4", 1, "decode", batch // micro, 1, _context(1024, 1024))
+    layer, rest = 1e-3, 5e-3  # seconds: hand-set shard times, so the formula is all that runs
+    p = step_point(
+        "llama-2-7b", "ascend910b4", topo, 1, pp, batch, times={key: LayerTime(layer, rest)},
+        phases=("decode",),
+    )  # fmt: skip
+    ranks = topo.device_names()
+    hand_over = closed_form_s("send-recv", ranks[:2], batch // micro * c.hidden * 2, topo)
+    stage = c.layers // pp * layer
+    # The first micro-batch fills stage 1 and hands over; the last stage then runs both
+    # micro-batches, each with the LM head.
+    assert p.per_token_ms == pytest.approx(((stage + hand_over) + micro * (stage + rest)) * 1e3)
