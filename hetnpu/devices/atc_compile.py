@@ -108,14 +108,29 @@ def _fold_constants(model: onnx.ModelProto, weights: dict[str, np.ndarray]) -> l
         # Unfolded, the nodes still compute the same values at run time, only on the device
         # in its dtype; folding is what ATC does, not what makes the graph correct.
         return every
-    folded = [np.asarray(v) for v in values]
     # An expansion (ConstantOfShape, Expand, Tile...) can fold into a tensor far larger than the
-    # model's weights; stored as a weight it would multiply the memory the model needs, so a
-    # graph whose folded constants outgrow its weights is left to compute them at run time.
-    if sum(v.nbytes for v in folded) > sum(v.nbytes for v in weights.values()):
-        return every
-    weights.update(zip(needed, folded, strict=True))
-    return kept
+    # whole model (initializers and Constant nodes); stored as a weight it would multiply the
+    # memory the model needs, so such a value is left to be computed at run time by the
+    # constant nodes that produce it.
+    budget = model.ByteSize()
+    big: set[str] = set()
+    for name, value in zip(needed, values, strict=True):
+        value = np.asarray(value)
+        if value.nbytes > budget:
+            big.add(name)
+        else:
+            weights[name] = value
+    if not big:
+        return kept
+    producer = {o: n for n in constant for o in n.output}
+    keep: set[int] = set()
+    pending = list(big)
+    while pending:
+        node = producer.get(pending.pop())
+        if node is not None and id(node) not in keep:
+            keep.add(id(node))
+            pending.extend(i for i in node.input if i in producer)
+    return [n for n in every if id(n) in keep or n in kept]
 
 
 def _fold_batch_norms(

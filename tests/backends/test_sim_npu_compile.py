@@ -177,3 +177,32 @@ def test_one_hot_with_a_one_element_depth_runs_like_onnxruntime():
     feeds = {"x": np.random.default_rng(0).integers(0, 8, (2, 5)).astype(np.int64)}
     want = ort_run(model, feeds)["y"]
     np.testing.assert_allclose(_sim(model, feeds)["y"], want, rtol=1e-3)
+
+
+def test_an_expansion_bigger_than_the_model_is_left_to_run_time() -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    from hetnpu.devices.atc_compile import fold_for_npu
+
+    shape = numpy_helper.from_array(np.array([2048, 2048], np.int64), "shape")
+    small = numpy_helper.from_array(np.array([2, 2], np.int64), "small")
+    nodes = [
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], name="fill_big"),  # 16 MiB
+        helper.make_node("ConstantOfShape", ["small"], ["tiny"], name="fill_tiny"),
+        helper.make_node("Add", ["x", "big"], ["y"], name="add"),
+        helper.make_node("Add", ["z", "tiny"], ["w"], name="add_tiny"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+            for n, s in (("x", [2048, 2048]), ("z", [2, 2]))
+        ],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "w")],
+        [shape, small],
+    )
+    folded = fold_for_npu(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    names = [n.name for n in folded.graph.node]
+    assert "fill_big" in names and "fill_tiny" not in names  # the small one became a weight
+    assert "tiny" in {t.name for t in folded.graph.initializer}
