@@ -130,7 +130,8 @@ def _fold_constants(model: onnx.ModelProto, weights: dict[str, np.ndarray]) -> l
         if node is not None and id(node) not in keep:
             keep.add(id(node))
             pending.extend(i for i in node.input if i in producer)
-    return [n for n in every if id(n) in keep or n in kept]
+    keep.update(id(n) for n in kept)
+    return [n for n in every if id(n) in keep]
 
 
 def _fold_batch_norms(

@@ -70,8 +70,7 @@ from hetnpu.simulator.lowering.common import LowerCtx, Lowered
 from hetnpu.simulator.op_record import record_op
 from hetnpu.simulator.prepare import (
     device_nbytes,
-    fused_writes,
-    fusion_map,
+    fusions,
     input_transdata,
     npu_refusal,
     residual_adds,
@@ -135,9 +134,8 @@ class _Run:
         self.unsupported: list[UnsupportedOp] = []
         self.raw: list[tuple[Any, ...]] = []
         self.current = "(start)"
-        self.fused = fusion_map(graph)
+        self.fused, self.chain_writes = fusions(graph)
         self.residual = residual_adds(graph)
-        self.chain_writes = fused_writes(graph)
         self.control = ControlOptions()
         """If/Loop/Scan choices and fed values (set by :func:`simulate`)."""
         # One persistent process per unit of every core, woken once per op it takes part in.

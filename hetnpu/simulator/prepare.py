@@ -24,6 +24,7 @@ __all__ = [
     "epilogue_map",
     "fused_writes",
     "fusion_map",
+    "fusions",
     "input_transdata",
     "npu_refusal",
     "residual_adds",
@@ -31,20 +32,27 @@ __all__ = [
 ]
 
 
-def fusion_map(graph: Graph) -> dict[str, str]:
-    """Fused node → the node whose kernel runs it.
+def fusions(graph: Graph) -> tuple[dict[str, str], dict[str, str]]:
+    """(fused node → the node whose kernel runs it, root of each fused elementwise chain →
+    the tensor its kernel writes instead of its own).
 
     Activations and BatchNormalization fold into a Cube op (Conv, Gemm, MatMul) or into a
     residual Add (:func:`residual_adds`), as ATC's buffer fusion does; chains of the
     elementwise ops left over fold into their first op (:mod:`hetnpu.simulator.ubfusion`).
     """
     epilogues = epilogue_map(graph)
-    return {**epilogues, **elementwise_chains(graph, epilogues)}
+    chains = elementwise_chains(graph, epilogues)
+    return {**epilogues, **chains}, chain_outputs(graph, chains)
+
+
+def fusion_map(graph: Graph) -> dict[str, str]:
+    """Fused node → the node whose kernel runs it (the first half of :func:`fusions`)."""
+    return fusions(graph)[0]
 
 
 def fused_writes(graph: Graph) -> dict[str, str]:
     """Root of each fused elementwise chain → the tensor its kernel writes instead of its own."""
-    return chain_outputs(graph, elementwise_chains(graph, epilogue_map(graph)))
+    return fusions(graph)[1]
 
 
 def epilogue_map(graph: Graph) -> dict[str, str]:

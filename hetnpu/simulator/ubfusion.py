@@ -55,22 +55,24 @@ def elementwise_chains(graph: Graph, taken: Mapping[str, str]) -> dict[str, str]
     roots_of_taken = set(taken.values())
     chain_of: dict[str, str] = {}  # follower -> root
     size: dict[str, int] = {}  # root -> ops in its chain
-    reads: dict[str, set[str]] = {}  # root -> tensors the fused kernel reads
+    have: dict[str, set[str]] = {}  # root -> tensors its kernel reads or its members produce
     for node in graph:
         if not _fusable(node) or node.name in taken or node.name in roots_of_taken:
             continue
-        root = _joins(graph, node, taken, chain_of, roots_of_taken, size, reads)
+        root = _joins(graph, node, taken, roots_of_taken, chain_of, size, have)
         if root is None:
-            size.setdefault(node.name, 1)
-            reads.setdefault(node.name, _dynamic_inputs(graph, node))
-            continue
-        chain_of[node.name] = root
+            root = node.name
+            size[root], have[root] = 0, set(_dynamic_inputs(graph, node))
+        else:
+            chain_of[node.name] = root
         size[root] += 1
+        have[root].update(o for o in node.outputs if o)
     return chain_of
 
 
-def _dynamic_inputs(graph: Graph, node: Node) -> set[str]:
-    return {t for t in node.inputs if t and not _constant(graph, t)}
+def _dynamic_inputs(graph: Graph, node: Node) -> list[str]:
+    """The non-constant inputs, in the node's order (a set's order would vary by run)."""
+    return [t for t in node.inputs if t and not _constant(graph, t)]
 
 
 def _large_constant(graph: Graph, node: Node) -> bool:
@@ -99,13 +101,16 @@ def _joins(
     graph: Graph,
     node: Node,
     taken: Mapping[str, str],
-    chain_of: Mapping[str, str],
     roots_of_taken: set[str],
-    size: dict[str, int],
-    reads: dict[str, set[str]],
+    chain_of: Mapping[str, str],
+    size: Mapping[str, int],
+    have: Mapping[str, set[str]],
 ) -> str | None:
     """The chain root ``node`` continues, or None when it starts a chain of its own."""
-    for tensor in _dynamic_inputs(graph, node):
+    if _large_constant(graph, node):
+        return None
+    inputs = _dynamic_inputs(graph, node)
+    for tensor in inputs:
         prod = graph.producer(tensor)
         if prod is None or not _fusable(prod) or prod.name in taken:
             continue
@@ -114,16 +119,10 @@ def _joins(
         if tensor in graph.outputs:  # the intermediate must reach GM anyway
             continue
         root = chain_of.get(prod.name, prod.name)
-        if size.get(root, 1) >= MAX_CHAIN:
+        if size[root] >= MAX_CHAIN:
             continue
-        if _large_constant(graph, node):
+        if any(t not in have[root] for t in inputs):
             continue
-        others = _dynamic_inputs(graph, node) - {tensor}
-        produced = {o for n, r in chain_of.items() if r == root for o in graph.nodes[n].outputs}
-        produced |= set(graph.nodes[root].outputs)
-        if others - reads.get(root, set()) - produced:
-            continue
-        reads.setdefault(root, _dynamic_inputs(graph, graph.nodes[root]))
         return root
     return None
 
