@@ -11,11 +11,12 @@ on a network the fit never saw; see ``benchmarks/calibrate.py``).
 
 The LLM rows (torchair graph mode on the Atlas 800I A2: ChatGLM3-6B on one 910B4, LLaMA-2-70B
 tensor-parallel over eight) are simulated last, by the LLM what-if model
-(:mod:`hetnpu.whatif.llm`: prompt 1024 and 1024 generated tokens, the KV cache grown by
-concatenation as the measured scripts do) and the multi-NPU one
+(:mod:`hetnpu.whatif.llm`: prompt 1024 and 1024 generated tokens, the KV cache handled as each
+measured script does; see ``benchmarks/_llm_rows.py``) and the multi-NPU one
 (:mod:`hetnpu.whatif.parallel_search`: TP 8 on the ``atlas-800i-a2`` topology, HCCL all-reduces).
-No value is fit on them (the 910B4's ``task_launch_s`` stays uncalibrated), so their error is
-the same with or without leaving a model out. ``--no-llm`` skips them (about five minutes).
+The 910B4's ``task_launch_s`` is fit on these rows (``benchmarks/calibrate.py --llm``, which
+prints their leave-one-model-out error: fit on one network, predict the other); the CNN rows'
+leave-one-model-out below does not touch it. ``--no-llm`` skips them (about five minutes).
 """
 
 from __future__ import annotations

@@ -68,8 +68,9 @@ def llm(
     kv_cache: Annotated[
         str,
         typer.Option(
-            help="inplace (kernel appends to a preallocated cache) or concat (the "
-            "cache is copied every step, as torch.cat in HF modeling code)."
+            help="inplace (kernel appends to a preallocated cache), concat (the "
+            "cache is copied every step, as torch.cat in HF modeling code) or concat-repeat "
+            "(also K/V copied per query head, as HF's repeat_kv)."
         ),
     ] = "inplace",
     full: Annotated[

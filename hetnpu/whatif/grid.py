@@ -152,8 +152,12 @@ def normalise_run_value(key: str, value: Any) -> Any:
     if key in ("prompt", "generate"):
         return _positive_int(key, value)
     if key == "kv_cache":
-        if value not in ("inplace", "concat"):
-            raise ConfigError(f"kv_cache: expected inplace or concat, got {value!r}")
+        from hetnpu.models.decoder import KV_CACHE_FORMS
+
+        if value not in KV_CACHE_FORMS:
+            raise ConfigError(
+                f"kv_cache: expected one of {', '.join(KV_CACHE_FORMS)}, got {value!r}"
+            )
         return value
     if key == "precision":
         if value not in PRECISIONS:

@@ -30,7 +30,9 @@ and context that fit.
 
 MoE layers are timed with an even expert load (``build_decoder(moe="even")``); the KV cache is
 appended in place unless ``kv_cache="concat"`` asks for the copy Hugging Face's ``torch.cat``
-makes every step.
+makes every step, or ``"concat-repeat"`` for that and the copy of each K/V head per query head
+that Hugging Face's ``repeat_kv`` (and ChatGLM's ``expand().contiguous()``) makes before
+attention.
 
 Left out: host-side time (tokenisation, sampling, the framework's per-step Python and launch
 overhead), speculative decoding, paged-attention block granularity, MoE load imbalance,
@@ -408,9 +410,10 @@ def estimate(
     require_fit
         Raise :class:`ConfigError` when the request does not fit the chip's HBM.
     kv_cache
-        ``inplace`` (the attention kernel appends to a preallocated cache) or ``concat`` (the
+        ``inplace`` (the attention kernel appends to a preallocated cache), ``concat`` (the
         cache is copied into a longer one every step, as ``torch.cat`` in Hugging Face's
-        modeling code does): :func:`~hetnpu.models.decoder.build_decoder`'s ``kv_cache``.
+        modeling code does) or ``concat-repeat`` (and K/V copied per query head, as its
+        ``repeat_kv``): :func:`~hetnpu.models.decoder.build_decoder`'s ``kv_cache``.
 
     Raises
     ------

@@ -149,7 +149,7 @@ def test_a_concatenated_cache_gives_the_same_logits_and_cache(family):
     ids = np.random.default_rng(1).integers(0, 97, (1, p))
     pos = np.arange(p)[None]
     out = {}
-    for kv_cache in ("inplace", "concat"):
+    for kv_cache in ("inplace", "concat", "concat-repeat"):
         pre = _run(
             build_decoder(cfg, "prefill", seq=p - 1, kv_cache=kv_cache),
             {"input_ids": ids[:, :-1], "position_ids": pos[:, :-1]},
@@ -159,8 +159,21 @@ def test_a_concatenated_cache_gives_the_same_logits_and_cache(family):
             past_k, past_v, present_k, present_v = cache_names(i)
             feeds[past_k], feeds[past_v] = pre[present_k], pre[present_v]
         out[kv_cache] = _run(build_decoder(cfg, "decode", kv_len=p - 1, kv_cache=kv_cache), feeds)
-    for name in ("logits", "present.1.value"):
-        np.testing.assert_allclose(out["concat"][name], out["inplace"][name], atol=1e-6)
+    for form in ("concat", "concat-repeat"):
+        for name in ("logits", "present.1.value"):
+            np.testing.assert_allclose(out[form][name], out["inplace"][name], atol=1e-6)
+
+
+@pytest.mark.parametrize("attention", ["fused", "decomposed"])
+def test_repeated_kv_heads_are_copied_only_where_heads_share_them(attention):
+    def expands(cfg):
+        model = build_decoder(cfg, "decode", kv_len=3, attention=attention,
+                              kv_cache="concat-repeat")  # fmt: skip
+        return [n for n in model.graph.node if n.op_type == "Expand"]
+
+    # K and V of each of the 2 layers, copied from 2 to 4 heads; none where every head has its own.
+    assert len(expands(tiny_config())) == 4
+    assert expands(tiny_config(num_key_value_heads=4)) == []
 
 
 def test_even_moe_keeps_the_parameters_and_runs():

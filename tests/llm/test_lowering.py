@@ -56,6 +56,40 @@ def test_decode_attention_reads_the_cache_once_per_kv_head_at_hbm_speed(batch):
     assert floor <= op.cycles < 2.0 * floor
 
 
+def _repeat_runs(batch, kv_len):
+    return {
+        form: _run(build_decoder(GROUPED, "decode", batch=batch, kv_len=kv_len,
+                                 weights="absent", kv_cache=form))
+        for form in ("concat", "concat-repeat")
+    }  # fmt: skip
+
+
+def test_repeated_kv_heads_cost_the_copy_and_a_read_per_query_head():
+    batch, kv_len = 1, 1024
+    c = load_config(GROUPED)
+    cache = batch * c.kv_heads * (kv_len + 1) * c.head_dim * 2  # K (or V) in fp16
+    res = _repeat_runs(batch, kv_len)
+    copies = [o for o in res["concat-repeat"].ops if o.op_type == "Expand"]
+    # K and V each read once and written once per query head of their group.
+    assert [o.gm_bytes for o in copies] == [cache * (1 + c.groups)] * 2
+    read = {form: _op(r, "Attention").gm_bytes for form, r in res.items()}
+    # The attention then reads K and V per query head: groups times the shared cache.
+    assert read["concat-repeat"] == pytest.approx(c.groups * read["concat"], rel=0.01)
+
+
+def test_a_repeated_cache_beyond_l2_costs_its_traffic_at_hbm_speed():
+    batch, kv_len = 4, 4096
+    c = load_config(GROUPED)
+    cache = batch * c.kv_heads * (kv_len + 1) * c.head_dim * 2
+    res = _repeat_runs(batch, kv_len)
+    extra = res["concat-repeat"].cycles - res["concat"].cycles
+    spec = load_npu(CHIP)
+    # K and V: the copy's read and groups writes, then groups - 1 more reads by the attention.
+    moved = 2 * cache * (1 + c.groups + c.groups - 1)
+    floor = moved / spec.hbm_bytes_per_s * spec.clock_hz
+    assert floor * 0.8 <= extra < 2.5 * floor
+
+
 def test_causal_prefill_attention_does_about_half_the_square():
     seq = 2048
     res = _run(build_decoder(GROUPED, "prefill", seq=seq, weights="absent"))

@@ -38,6 +38,7 @@ from hetnpu.models.decoder.config import ARCHITECTURES, KNOWN_CONFIGS, DecoderCo
 from hetnpu.models.decoder.graph import (
     DECODER_KEY,
     DTYPES,
+    KV_CACHE_FORMS,
     OPSET,
     PHASES,
     build_decoder,
@@ -49,6 +50,7 @@ __all__ = [
     "DECODER_KEY",
     "DTYPES",
     "KNOWN_CONFIGS",
+    "KV_CACHE_FORMS",
     "OPSET",
     "PHASES",
     "DecoderConfig",

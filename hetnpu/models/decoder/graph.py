@@ -40,7 +40,15 @@ from hetnpu.models.decoder.assemble import DECODER_KEY, assemble, cache_names
 from hetnpu.models.decoder.config import DecoderConfig, load_config
 from hetnpu.models.decoder.moe import moe_layer
 
-__all__ = ["DECODER_KEY", "DTYPES", "OPSET", "PHASES", "build_decoder", "cache_names"]
+__all__ = [
+    "DECODER_KEY",
+    "DTYPES",
+    "KV_CACHE_FORMS",
+    "OPSET",
+    "PHASES",
+    "build_decoder",
+    "cache_names",
+]
 
 OPSET = {"fused": 23, "decomposed": 18}
 """Opset of each form: Attention, RotaryEmbedding and RMSNormalization entered the standard
@@ -54,6 +62,8 @@ DTYPES: dict[str, int] = {
 }
 """Element types of a built model. The NPU's precision mode (fp16, bf16, fp32) is chosen when
 it is simulated, whatever the model's dtype, as ATC's ``--precision_mode`` does."""
+KV_CACHE_FORMS = ("inplace", "concat", "concat-repeat")
+"""How a pass grows and reads the KV cache (``build_decoder``'s ``kv_cache``)."""
 INIT_STD = 0.02  # transformers' initializer_range default for these families
 _MASKED = -65504.0  # what a masked score adds: float16's lowest finite value
 
@@ -71,6 +81,8 @@ class _Decoder:
         self._causal: str | None = None
         self.concat_cache = False
         """The cache grows by Concat nodes before the Attention op (see ``kv_cache``)."""
+        self.repeat_kv = False
+        """K and V are copied to one head per query head before attention (``kv_cache``)."""
         self.even_moe = False
         """MoE layers dispatch tokens evenly instead of by their router (see moe.py)."""
 
@@ -231,17 +243,32 @@ class _Decoder:
             else:
                 k4 = b.node("Identity", [k4], scope, out=present_k)
                 v4 = b.node("Identity", [v4], scope, out=present_v)
+            kv_heads = c.kv_heads
+            if self.repeat_kv and c.kv_heads < c.heads:
+                k4, v4 = self._repeat(k4, scope), self._repeat(v4, scope)
+                kv_heads = c.heads
             q4 = self.heads_first(q, scope, c.heads)
             ctx = (
                 self._fused_sdpa(q4, k4, v4, mask, scope)
                 if self.fused
-                else self._sdpa(q4, k4, v4, mask, scope)
+                else self._sdpa(q4, k4, v4, mask, scope, kv_heads)
             )
         return b.node(
             "Add",
             [x, self.linear(ctx, f"{scope}/o_proj", f"{prefix}.o_proj", qw, c.hidden, False)],
             f"/model/layers.{i}",
         )
+
+    def _repeat(self, kv: str, scope: str) -> str:
+        """[B, kv_heads, T, d] → [B, heads, T, d], each K/V head copied for its query group:
+        Hugging Face's ``repeat_kv`` (``expand`` then ``reshape``) and ChatGLM's
+        ``expand(...).contiguous()``, which write the copy to memory before attention."""
+        c, b = self.c, self.b
+        axis2 = b.constant(scope, np.array([2], np.int64))
+        dims = [self.batch, c.kv_heads, c.groups, self.total, c.head_dim]
+        wide = b.node("Expand", [b.node("Unsqueeze", [kv, axis2], scope),
+                                 b.constant(scope, np.array(dims, np.int64))], scope)  # fmt: skip
+        return self.reshape(wide, scope, [self.batch, c.heads, self.total, c.head_dim])
 
     def _fused_sdpa(self, q: str, k: str, v: str, mask: str | None, scope: str) -> str:
         """The Attention op over the whole (concatenated) cache, 4-D [B, heads, S, d]."""
@@ -270,11 +297,12 @@ class _Decoder:
         self._causal = self.b.constant("/model", np.where(masked, _MASKED, 0.0).astype(np.float32))
         return self._causal
 
-    def _sdpa(self, q: str, k: str, v: str, mask: str | None, scope: str) -> str:
+    def _sdpa(self, q: str, k: str, v: str, mask: str | None, scope: str, kv_heads: int) -> str:
         """softmax(q kᵀ / sqrt(d) + mask) v with the query group as an axis of its own:
-        q [B, kvh, g, S, d] against k, v [B, kvh, 1, T, d], so no K/V head is copied."""
+        q [B, kvh, g, S, d] against k, v [B, kvh, 1, T, d], so no K/V head is copied here."""
         c, b = self.c, self.b
-        q5 = self.reshape(q, scope, [self.batch, c.kv_heads, c.groups, self.seq, c.head_dim])
+        groups = c.heads // kv_heads
+        q5 = self.reshape(q, scope, [self.batch, kv_heads, groups, self.seq, c.head_dim])
         axis2 = b.constant(scope, np.array([2], np.int64))
         k5 = b.node(
             "Transpose", [b.node("Unsqueeze", [k, axis2], scope)], scope, perm=[0, 1, 2, 4, 3]
@@ -399,12 +427,16 @@ def build_decoder(
     moe : {"routed", "even"}, optional
         Form of MoE layers (:mod:`~hetnpu.models.decoder.moe`): exact routing, or the work of
         an even expert load (for timing). Default: ``even`` without weights, else ``routed``.
-    kv_cache : {"inplace", "concat"}
+    kv_cache : {"inplace", "concat", "concat-repeat"}
         How the fused form grows the cache: ``inplace``, the Attention op takes the past and
         writes the present itself (a kernel that appends the new rows to a preallocated cache,
         as serving stacks do); ``concat``, Concat nodes build the present cache (a copy of the
         whole cache per layer and step, as ``torch.cat`` in Hugging Face's modeling code does)
-        and the Attention op reads it. The decomposed form always concatenates.
+        and the Attention op reads it; ``concat-repeat``, the same, and then K and V are copied
+        to one head per query head before attention (``heads / kv_heads`` times the cache's
+        bytes written and read again, as Hugging Face's ``repeat_kv`` and ChatGLM's
+        ``expand(...).contiguous()`` do for grouped-query and multi-query models). The
+        decomposed form always concatenates (and repeats with ``concat-repeat``).
     seed : int
         Seed of the weights; the same seed gives byte-identical models.
 
@@ -445,8 +477,8 @@ def build_decoder(
             f"{c.name}: a context of {kv_len + seq} tokens exceeds its {c.max_positions} "
             "positions (max_position_embeddings)"
         )
-    if kv_cache not in ("inplace", "concat"):
-        raise ConfigError(f"kv_cache {kv_cache!r}: choose inplace or concat")
+    if kv_cache not in KV_CACHE_FORMS:
+        raise ConfigError(f"kv_cache {kv_cache!r}: choose one of {', '.join(KV_CACHE_FORMS)}")
     moe = moe or ("even" if weights == "absent" else "routed")
     if moe not in ("routed", "even"):
         raise ConfigError(f"moe {moe!r}: choose routed or even")
@@ -456,7 +488,8 @@ def build_decoder(
     else:
         net = _Decoder(c, batch, seq, kv_len, attention == "fused", seed)
     net.even_moe = moe == "even"
-    net.concat_cache = kv_cache == "concat"
+    net.concat_cache = kv_cache != "inplace"
+    net.repeat_kv = kv_cache == "concat-repeat"
     x = net.embed()
     for i in range(c.layers):
         x = net.mlp(net.attention(x, i), i)
@@ -470,6 +503,6 @@ def build_decoder(
         "attention": attention,
         "dtype": dtype,
         "moe": moe if c.moe else None,
-        "kv_cache": kv_cache if attention == "fused" else "concat",
+        "kv_cache": kv_cache if attention == "fused" or net.repeat_kv else "concat",
     }
     return assemble(net.b, c, record, DTYPES[dtype], OPSET[attention], net.shape())
