@@ -6,7 +6,9 @@ ChatGLM3-6B on one NPU of an Atlas 800I A2 is timed by the LLM what-if model
 "concat-repeat"``: the measured modeling_chatglm.py (Ascend/torchair ``npu_tuned_model/llm/chatglm``
 at c731684, ``SelfAttention.forward``) grows the cache with ``torch.cat`` and then copies its 2
 K/V groups to the 32 heads with ``expand(...).contiguous()`` before the flash-attention call,
-every layer and step); LLaMA-2-70B tensor-parallel over the
+every layer and step; ``rope="decomposed"``: its ``apply_rotary_pos_emb`` stays in torch ops,
+the README's optimisations replace attention and RMSNorm only, where the LLaMA script calls
+the fused ``npu_apply_rotary_pos_emb``); LLaMA-2-70B tensor-parallel over the
 server's eight NPUs by :func:`hetnpu.whatif.parallel_search.step_point` (TP 8 on the
 ``atlas-800i-a2`` topology, two HCCL all-reduces per layer). Decode rows are the mean step,
 prefill rows the prompt pass.
@@ -37,7 +39,7 @@ def llm_rows(rows: Iterable[Any], chip: str | None = None) -> list[tuple[Any, fl
             if row.batch not in runs:
                 runs[row.batch] = estimate(
                     "chatglm3-6b", npu, batch=row.batch, prompt=1024, generate=1024,
-                    kv_cache="concat-repeat",
+                    kv_cache="concat-repeat", rope="decomposed",
                 )  # fmt: skip
             e = runs[row.batch]
             out.append((row, (e.ttft_s if prefill else e.mean_token_s) * 1e3))

@@ -73,6 +73,13 @@ def llm(
             "(also K/V copied per query head, as HF's repeat_kv)."
         ),
     ] = "inplace",
+    rope: Annotated[
+        str,
+        typer.Option(
+            help="fused (the RotaryEmbedding kernel) or decomposed (basic ops, as modeling "
+            "code that keeps its Python RoPE)."
+        ),
+    ] = "fused",
     full: Annotated[
         bool, typer.Option(help="Simulate every layer, sequence and step (slow).")
     ] = False,
@@ -89,7 +96,7 @@ def llm(
 
     base = {"model": model, "chip": chip or default_chip(), "batch": batch, "prompt": prompt,
             "generate": generate, "precision": precision, "replay": not full,
-            "require_fit": require_fit, "kv_cache": kv_cache}  # fmt: skip
+            "require_fit": require_fit, "kv_cache": kv_cache, "rope": rope}  # fmt: skip
     sets = parse_sets(set_)
     axes = _sweep_axes(sweep)
     points = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
@@ -182,7 +189,8 @@ def _write_trace(path: Path, e: Any, base: dict[str, Any], sets: dict[str, Any])
 
     kv = e.per_token_s[-1][0] if e.per_token_s else e.prompt
     graph = build_decoder(base["model"], "decode", batch=e.batch, kv_len=kv, layers=2,
-                          weights="absent", kv_cache=base["kv_cache"])  # fmt: skip
+                          weights="absent", kv_cache=base["kv_cache"],
+                          rope=base["rope"])  # fmt: skip
     with torch_frontend():
         res = simulate(graph, load_npu(base["chip"], sets or None),
                        precision=PRECISIONS[e.precision], trace_level="op")  # fmt: skip

@@ -257,12 +257,13 @@ def phase_time(
     kv_len: int,
     replay: bool = True,
     kv_cache: str = "inplace",
+    rope: str | None = None,
 ) -> PhaseTime:
     """Simulated time of one pass (see the module docstring for the replay); ``replay=False``
     simulates every layer and the whole batch."""
     if not replay or config.layers == 1:
         res = _simulate(config, spec, precision, config.layers, phase=phase, batch=batch,
-                        seq=seq, kv_len=kv_len, kv_cache=kv_cache)  # fmt: skip
+                        seq=seq, kv_len=kv_len, kv_cache=kv_cache, rope=rope)  # fmt: skip
         return _phase(res, spec, {})
 
     # A prompt pass leaves each layer's activations dirty in L2, and the next layer's evict and
@@ -275,7 +276,7 @@ def phase_time(
 
     def layers_replayed(sim_batch: int) -> PhaseTime:
         res = _simulate(config, spec, precision, sim_layers, phase=phase, batch=sim_batch,
-                        seq=seq, kv_len=kv_len, kv_cache=kv_cache)  # fmt: skip
+                        seq=seq, kv_len=kv_len, kv_cache=kv_cache, rope=rope)  # fmt: skip
         return _phase(res, spec, weights)
 
     most = max(1, PREFILL_TOKENS // seq)
@@ -388,6 +389,7 @@ def estimate(
     samples: int = DECODE_SAMPLES,
     require_fit: bool = False,
     kv_cache: str = "inplace",
+    rope: str | None = None,
 ) -> LlmEstimate:
     """TTFT, decode latency, tokens/s and memory of ``model`` on ``chip``.
 
@@ -414,6 +416,10 @@ def estimate(
         cache is copied into a longer one every step, as ``torch.cat`` in Hugging Face's
         modeling code does) or ``concat-repeat`` (and K/V copied per query head, as its
         ``repeat_kv``): :func:`~hetnpu.models.decoder.build_decoder`'s ``kv_cache``.
+    rope
+        ``decomposed`` times the rotary embedding in basic ops, as modeling code that keeps its
+        Python RoPE runs (default: the fused RotaryEmbedding kernel);
+        :func:`~hetnpu.models.decoder.build_decoder`'s ``rope``.
 
     Raises
     ------
@@ -446,7 +452,7 @@ def estimate(
             f"{mem.workspace / 2**30:.1f}) but {spec.name} has {spec.hbm_bytes / 2**30:.1f} GiB; "
             f"largest batch that fits: {mem.max_batch}, largest context: {mem.max_context}"
         )
-    shape = {"batch": batch, "kv_cache": kv_cache}
+    shape = {"batch": batch, "kv_cache": kv_cache, "rope": rope}
     prefill = phase_time(config, spec, precision, phase="prefill", seq=prompt, kv_len=0,
                          replay=replay, **shape)  # fmt: skip
     steps = np.arange(prompt, prompt + generate - 1)  # KV length before each decode step

@@ -164,6 +164,28 @@ def test_a_concatenated_cache_gives_the_same_logits_and_cache(family):
             np.testing.assert_allclose(out[form][name], out["inplace"][name], atol=1e-6)
 
 
+@pytest.mark.parametrize("family", ["llama", "chatglm"])
+def test_a_decomposed_rope_in_a_fused_graph_gives_the_same_logits(family):
+    cfg, p = FAMILIES[family], 5
+    feeds = {
+        "input_ids": np.random.default_rng(2).integers(0, 97, (1, p)),
+        "position_ids": np.arange(p)[None],
+    }
+    out = {}
+    for rope in ("fused", "decomposed"):
+        model = build_decoder(cfg, "prefill", seq=p, rope=rope)
+        ops = {n.op_type for n in model.graph.node}
+        assert ("RotaryEmbedding" in ops) == (rope == "fused")
+        assert "Attention" in ops and "RMSNormalization" in ops
+        out[rope] = _run(model, feeds)
+    np.testing.assert_allclose(out["decomposed"]["logits"], out["fused"]["logits"], atol=1e-5)
+
+
+def test_an_unknown_rope_form_is_refused():
+    with pytest.raises(ConfigError, match="rope 'half'"):
+        build_decoder(tiny_config(), rope="half")
+
+
 @pytest.mark.parametrize("attention", ["fused", "decomposed"])
 def test_repeated_kv_heads_are_copied_only_where_heads_share_them(attention):
     def expands(cfg):

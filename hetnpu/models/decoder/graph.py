@@ -83,6 +83,8 @@ class _Decoder:
         """The cache grows by Concat nodes before the Attention op (see ``kv_cache``)."""
         self.repeat_kv = False
         """K and V are copied to one head per query head before attention (``kv_cache``)."""
+        self.fused_rope = fused
+        """RoPE as the RotaryEmbedding op (else in basic ops, see ``rope``)."""
         self.even_moe = False
         """MoE layers dispatch tokens evenly instead of by their router (see moe.py)."""
 
@@ -137,7 +139,7 @@ class _Decoder:
         """Rotary embedding of x [B, S, heads * head_dim] at ``position_ids``."""
         c, b = self.c, self.b
         cos, sin = self.rope_tables()
-        if self.fused:
+        if self.fused_rope:
             attrs: dict[str, Any] = {"num_heads": heads, "interleaved": int(c.rope_interleaved)}
             if c.rotary_dim != c.head_dim:
                 attrs["rotary_embedding_dim"] = c.rotary_dim
@@ -394,6 +396,7 @@ def build_decoder(
     layers: int | None = None,
     moe: str | None = None,
     kv_cache: str = "inplace",
+    rope: str | None = None,
     seed: int = 0,
 ) -> onnx.ModelProto:
     """One forward pass of a decoder-only transformer as an ONNX model.
@@ -437,6 +440,10 @@ def build_decoder(
         bytes written and read again, as Hugging Face's ``repeat_kv`` and ChatGLM's
         ``expand(...).contiguous()`` do for grouped-query and multi-query models). The
         decomposed form always concatenates (and repeats with ``concat-repeat``).
+    rope : {"fused", "decomposed"}, optional
+        The rotary embedding's form when it differs from ``attention``'s: a fused graph whose
+        RoPE stays in basic ops (Gather, Split, Mul, Sub, Add, Concat), as modeling code that
+        replaced attention and RMSNorm by NPU kernels but kept its Python RoPE runs.
     seed : int
         Seed of the weights; the same seed gives byte-identical models.
 
@@ -479,6 +486,9 @@ def build_decoder(
         )
     if kv_cache not in KV_CACHE_FORMS:
         raise ConfigError(f"kv_cache {kv_cache!r}: choose one of {', '.join(KV_CACHE_FORMS)}")
+    rope = rope or attention
+    if rope not in ("fused", "decomposed"):
+        raise ConfigError(f"rope {rope!r}: choose fused or decomposed")
     moe = moe or ("even" if weights == "absent" else "routed")
     if moe not in ("routed", "even"):
         raise ConfigError(f"moe {moe!r}: choose routed or even")
@@ -490,6 +500,7 @@ def build_decoder(
     net.even_moe = moe == "even"
     net.concat_cache = kv_cache != "inplace"
     net.repeat_kv = kv_cache == "concat-repeat"
+    net.fused_rope = rope == "fused"
     x = net.embed()
     for i in range(c.layers):
         x = net.mlp(net.attention(x, i), i)
@@ -501,6 +512,7 @@ def build_decoder(
         "seq": seq,
         "kv_len": kv_len,
         "attention": attention,
+        "rope": rope,
         "dtype": dtype,
         "moe": moe if c.moe else None,
         "kv_cache": kv_cache if attention == "fused" or net.repeat_kv else "concat",
