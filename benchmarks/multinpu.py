@@ -1,7 +1,7 @@
 """LLaMA-2-70B on 8 × 910B (Atlas 800I A2, tensor parallel 8): simulated against the published
 prefill and decode latencies of the calibration table, and the "fewest 910B" search.
 
-Run: ``python benchmarks/multinpu.py [--table CSV] [--workers N] [--skip-prefill]``
+Run: ``python benchmarks/multinpu.py [--table CSV] [--workers N] [--skip-prefill] [--moe-only]``
 
 How a row is simulated (:mod:`hetnpu.whatif.parallel_search`): one rank's TP-8 shard (8
 query heads, 1 K/V head, FFN 3584, LM head 4000 columns) is timed by the single-NPU LLM model
@@ -12,6 +12,11 @@ NPUs, timed as HCCL's Mesh algorithm on the HCCS full mesh (two steps, each α +
 pair link at once: cann-hccl docs/Mesh.md; link figures from msmodeling's A2 interconnect,
 ``hetnpu/devices/presets/topologies/atlas-800i-a2.toml``). Decode is timed at the mean cache
 length of the run (1024 prompt + 512); prefill runs the 1024-token prompt of every sequence.
+
+Then the same search for Mixtral-8x7B (an MoE model, 8 experts of which each token takes 2):
+every TP x PP split is tried with its experts split by TP (ep 1) and whole over the TP group
+(ep = tp: attention under TP with a reduce-scatter and an all-gather, the experts reached by an
+all-to-all dispatch and combine, as vllm-ascend's all-to-all MoE runs them).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from hetnpu.simulator.collectives import choose_algorithm, closed_form_s, simula
 from hetnpu.whatif.parallel_search import _context, fewest_chips, layer_time, step_point
 
 MODEL, CHIP, TOPOLOGY, TP = "llama-2-70b", "ascend910b4", "atlas-800i-a2", 8
+MOE_MODEL, MOE_TARGET_MS, MOE_BATCH = "mixtral-8x7b", 50.0, 16
 PROMPT, GENERATED = 1024, 1024
 TABLE = Path(__file__).resolve().parents[2] / "shared" / "fidelity" / "calibration.csv"
 
@@ -79,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", type=Path, default=TABLE)
     parser.add_argument("--workers", type=int, default=2, help="processes for the search")
     parser.add_argument("--skip-prefill", action="store_true", help="decode rows only")
+    parser.add_argument("--moe-only", action="store_true", help="only the Mixtral EP search")
     args = parser.parse_args(argv)
+    if args.moe_only:
+        _moe_fewest(args.workers)
+        return 0
     topo = load_topology(TOPOLOGY)
     rows = _rows(args.table)
     print(f"LLaMA-2-70B, {TP} x 910B ({topo.description}), TP {TP}; table {args.table.name}")
@@ -119,7 +129,36 @@ def main(argv: list[str] | None = None) -> int:
         "none" if a is None else f"{a.chips} x 910B (tp {a.tp}, pp {a.pp}), {a.per_token_ms:.1f} ms"
     )
     print(f"answer: {answer}; search wall time {res.wall_s:.1f} s (target <= 120 s)")
+    _moe_fewest(args.workers)
     return 0
+
+
+def _moe_fewest(workers: int) -> None:
+    """Fewest 910B4 for Mixtral-8x7B, with expert parallelism among the splits tried."""
+    print(
+        f"\nFewest 910B for Mixtral-8x7B at <= {MOE_TARGET_MS:g} ms/token, batch {MOE_BATCH} "
+        "(family a2, TP x PP x EP):"
+    )
+    res = fewest_chips(MOE_MODEL, CHIP, "per_token_ms", MOE_TARGET_MS, MOE_BATCH, workers=workers)
+    print(f"  {'':1} {'chips':>5} {'tp':>3} {'pp':>3} {'ep':>3} {'GB/chip':>8}  figures")
+    for p in res.points:
+        mark = "*" if p == res.answer else " "
+        if p.fits:
+            comm = f"TP collectives {p.allreduce_ms:.2f} ms"
+            if p.alltoall_ms is not None:
+                comm += f", all-to-alls {p.alltoall_ms:.2f} ms"
+            figure = f"{p.per_token_ms:8.2f} ms/token ({comm}) {p.note}"
+        else:
+            figure = p.note
+        split = f"{p.chips:>5} {p.tp:>3} {p.pp:>3} {p.ep:>3} {p.hbm_per_chip / 1e9:8.1f}"
+        print(f"  {mark} {split}  {figure}")
+    a = res.answer
+    answer = (
+        "none"
+        if a is None
+        else f"{a.chips} x 910B4 (tp {a.tp}, pp {a.pp}, ep {a.ep}), {a.per_token_ms:.1f} ms"
+    )
+    print(f"answer: {answer}; search wall time {res.wall_s:.1f} s")
 
 
 if __name__ == "__main__":

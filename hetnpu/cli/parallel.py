@@ -1,12 +1,12 @@
 """``hetnpu topologies``, ``hetnpu parallel`` and ``hetnpu fewest``: multi-NPU systems, a
-model's tensor- or pipeline-parallel plan simulated on one, and the fewest NPUs that meet a
+model's tensor-, expert- or pipeline-parallel plan simulated on one, and the fewest NPUs that meet a
 latency or throughput target."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,8 @@ Examples:
   hetnpu fewest --model llama-2-70b --chip ascend910b4 --per-token-ms 50 --batch 16
 
   hetnpu fewest --model llama-3-8b --ttft-ms 400 --batch 4 --workers 2
+
+  hetnpu fewest --model mixtral-8x7b --chip ascend910b4 --per-token-ms 50 --batch 16
 """
 
 _PARALLEL_EXAMPLES = """
@@ -28,6 +30,8 @@ Examples:
   hetnpu parallel model.onnx --tp 4 --topology atlas-800i-a2 --trace tp4.json
 
   hetnpu parallel resnet50 --pp 4 --topology atlas-800i-a2
+
+  hetnpu parallel mixtral-8x7b --ep 8 --batch 16 --trace ep8.json
 """
 
 
@@ -62,28 +66,45 @@ def parallel(
     strict: Annotated[
         bool, typer.Option("--strict", help="Refuse a --tp that leaves an op or heads unsplit.")
     ] = False,
+    ep: Annotated[int, typer.Option("--ep", min=1, help="Expert-parallel ranks (MoE models).")] = 1,
+    layers: Annotated[
+        int, typer.Option("--layers", min=1, help="Layers of a decoder config to build.")
+    ] = 2,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, help="Sequences of a decoder config's step.")
+    ] = 16,
 ) -> None:
-    """Simulate MODEL split over NPUs of a topology, with its collectives on the links."""
-    from hetnpu.devices.topology import load_topology
-    from hetnpu.scheduler.parallel import pipeline_plan, tensor_parallel_plan
-    from hetnpu.simulator.system import simulate_system
-    from hetnpu.whatif.worker import load_graph, resolve_model
+    """Simulate MODEL split over NPUs of a topology, with its collectives on the links.
 
-    if (tp > 1) == (pp > 1):
-        raise ConfigError("give one of --tp N or --pp N (N >= 2)")
-    topo = load_topology(topology)
-    ranks = topo.device_names()[: max(tp, pp)]
-    if len(ranks) < max(tp, pp):
-        raise ConfigError(
-            f"topology {topo.name!r} has {topo.devices} NPUs, fewer than {max(tp, pp)}"
-        )
-    graph = load_graph(resolve_model(model), None)
-    chip = chip or topo.chip
-    plan = (
-        tensor_parallel_plan(graph, ranks, precision=precision, strict=strict)
-        if tp > 1
-        else pipeline_plan(graph, ranks, chip=chip, precision=precision)
+    MODEL may be a decoder config (a shipped name or a config.json): one decode step of its
+    first --layers layers at --batch sequences and a 1024-token cache is built without
+    weights, at opset 18 as ATC parses it (decomposed attention; MoE layers in the even form
+    that --ep splits).
+    """
+    from hetnpu.devices.topology import load_topology
+    from hetnpu.scheduler.parallel import (
+        expert_parallel_plan,
+        pipeline_plan,
+        tensor_parallel_plan,
     )
+    from hetnpu.simulator.system import simulate_system
+
+    degrees = [d for d in (tp, pp, ep) if d > 1]
+    if len(degrees) != 1:
+        raise ConfigError("give one of --tp N or --pp N, or --ep N for an MoE model (N >= 2)")
+    (n,) = degrees
+    topo = load_topology(topology)
+    ranks = topo.device_names()[:n]
+    if len(ranks) < n:
+        raise ConfigError(f"topology {topo.name!r} has {topo.devices} NPUs, fewer than {n}")
+    graph = _graph(model, layers, batch)
+    chip = chip or topo.chip
+    if tp > 1:
+        plan = tensor_parallel_plan(graph, ranks, precision=precision, strict=strict)
+    elif ep > 1:
+        plan = expert_parallel_plan(graph, ranks, precision=precision)
+    else:
+        plan = pipeline_plan(graph, ranks, chip=chip, precision=precision)
     res = simulate_system(plan, chip, topology=topo, precision=precision)
     if trace is not None:
         from hetnpu.traces.system import write_system_trace
@@ -104,6 +125,29 @@ def parallel(
         typer.echo(f"  {c.kind:<10} {c.algorithm:<8} {c.nbytes:>10} B  {us:9.2f} us  {c.name}")
     if trace is not None:
         typer.echo(f"trace: {trace}")
+
+
+def _graph(model: str, layers: int, batch: int) -> Any:
+    """The loaded graph of an .onnx file, a model-zoo name or a decoder config."""
+    from hetnpu.whatif.worker import load_graph, resolve_model
+
+    ref = resolve_model(model)
+    if ref.kind != "llm":
+        return load_graph(ref, None)
+    from hetnpu.graph import load
+    from hetnpu.models.decoder import build_decoder
+
+    step = build_decoder(
+        ref.source, "decode", batch=batch, kv_len=1024, layers=layers, weights="absent",
+        moe="even", attention="decomposed",
+    )  # fmt: skip
+    return load(step)
+
+
+def _is_moe(model: str) -> bool:
+    from hetnpu.models.decoder.config import load_config
+
+    return load_config(model).moe
 
 
 def _family_chip(family: str) -> str:
@@ -147,7 +191,8 @@ def fewest(
         Path | None, typer.Option("-o", "--out", help="Write all points as JSON.")
     ] = None,
 ) -> None:
-    """The fewest NPUs (TP x PP) that serve MODEL within a target, and the points around it."""
+    """The fewest NPUs (TP x PP, x EP for an MoE model) that serve MODEL within a target, and
+    the points around it."""
     from hetnpu.whatif.parallel_search import fewest_chips
 
     given = {
@@ -178,24 +223,25 @@ def fewest(
     )
     typer.echo(f"{model} on {chip} ({family}), batch {batch}, {target} target {value:g}:")
     typer.echo(
-        f"  {'chips':>5} {'tp':>3} {'pp':>3} {'GB/chip':>8} {'ms/token':>9} {'tok/s':>8}  topology"
+        f"  {'chips':>5} {'tp':>3} {'pp':>3} {'ep':>3} {'GB/chip':>8} {'ms/token':>9} "
+        f"{'tok/s':>8}  topology"
     )
     for p in res.points:
         mark = "*" if p == res.answer else " "
+        split = f"{p.chips:>5} {p.tp:>3} {p.pp:>3} {p.ep:>3} {p.hbm_per_chip / 1e9:8.1f}"
         if not p.fits:
-            typer.echo(
-                f"{mark} {p.chips:>5} {p.tp:>3} {p.pp:>3} {p.hbm_per_chip / 1e9:8.1f}  {p.note}"
-            )
+            typer.echo(f"{mark} {split}  {p.note}")
             continue
         typer.echo(
-            f"{mark} {p.chips:>5} {p.tp:>3} {p.pp:>3} {p.hbm_per_chip / 1e9:8.1f} "
-            f"{p.per_token_ms:9.2f} {p.tokens_per_s:8.1f}  {p.topology} {p.note}"
+            f"{mark} {split} {p.per_token_ms:9.2f} {p.tokens_per_s:8.1f}  {p.topology} {p.note}"
         )
     if res.answer is None:
         typer.echo("no configuration meets the target")
     else:
         a = res.answer
-        typer.echo(f"fewest: {a.chips} x {chip} (tp {a.tp}, pp {a.pp}) on {a.topology}")
+        # An MoE model's answer names its expert-parallel degree (1: experts split by TP).
+        ep = f", ep {a.ep}" if a.ep > 1 or _is_moe(model) else ""
+        typer.echo(f"fewest: {a.chips} x {chip} (tp {a.tp}, pp {a.pp}{ep}) on {a.topology}")
     typer.echo(f"search wall time: {res.wall_s:.1f} s")
     if out is not None:
         rows = [{**vars(p), "tokens_per_s": p.tokens_per_s} for p in res.points]

@@ -20,7 +20,7 @@ import onnx
 from onnx import helper
 
 from hetnpu.errors import ModelError
-from hetnpu.graph._check import check_model, infer_shapes
+from hetnpu.graph._check import WEIGHTS_KEY, check_model, infer_shapes
 from hetnpu.graph._defaults import spell_out_defaults
 from hetnpu.graph._validate import (
     check_initializer_types,
@@ -501,4 +501,6 @@ def extract(graph: Graph, node_names: Iterable[str], name: str | None = None) ->
     )
     # IR < 4 demands every initializer also be a graph input; newer IRs do not.
     model.ir_version = max(graph.model.ir_version, 4)
+    # A part of a weight-free model is weight-free too (its dims-only weights stay legal).
+    model.metadata_props.extend(p for p in graph.model.metadata_props if p.key == WEIGHTS_KEY)
     return model

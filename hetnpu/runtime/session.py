@@ -128,8 +128,10 @@ class InferenceSession:
     parallel
         How a model is split over several addressed NPUs (``devices=["sim-npu:0",
         "sim-npu:1"]``): ``"tensor"`` (the default then: Megatron-style shards and
-        collectives, :func:`~hetnpu.scheduler.parallel.tensor_parallel_plan`) or
-        ``"pipeline"`` (consecutive pieces, :func:`~hetnpu.scheduler.parallel.pipeline_plan`).
+        collectives, :func:`~hetnpu.scheduler.parallel.tensor_parallel_plan`),
+        ``"pipeline"`` (consecutive pieces, :func:`~hetnpu.scheduler.parallel.pipeline_plan`)
+        or ``"expert"`` (an ``even`` MoE model's experts over the NPUs, all-to-all dispatch and
+        combine, :func:`~hetnpu.scheduler.parallel.expert_parallel_plan`).
 
     Raises
     ------
@@ -160,8 +162,8 @@ class InferenceSession:
     ) -> None:
         devices = parse_devices(devices)
         ranks = [d for d in devices if is_npu(d) and device_index(d) is not None]
-        if parallel not in (None, "tensor", "pipeline"):
-            raise ConfigError(f"parallel {parallel!r}: choose 'tensor' or 'pipeline'")
+        if parallel not in (None, "tensor", "pipeline", "expert"):
+            raise ConfigError(f"parallel {parallel!r}: choose 'tensor', 'pipeline' or 'expert'")
         if parallel is not None and len(ranks) < 2:
             raise ConfigError(
                 f"parallel={parallel!r} needs two or more addressed NPUs (sim-npu:0,sim-npu:1)"
@@ -416,11 +418,17 @@ class InferenceSession:
                 affinity=self.affinity or None,
                 precision=self.precision,
             )
-        from hetnpu.scheduler.parallel import pipeline_plan, tensor_parallel_plan
+        from hetnpu.scheduler.parallel import (
+            expert_parallel_plan,
+            pipeline_plan,
+            tensor_parallel_plan,
+        )
 
         ranks = [d for d in self.devices if is_npu(d) and device_index(d) is not None]
         if self.parallel == "tensor":
             return tensor_parallel_plan(graph, ranks, precision=self.precision)
+        if self.parallel == "expert":
+            return expert_parallel_plan(graph, ranks, precision=self.precision)
         return pipeline_plan(graph, ranks, chip=self.chip, precision=self.precision)
 
     def _stage_pool(self) -> ThreadPoolExecutor:

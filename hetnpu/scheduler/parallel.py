@@ -1,12 +1,14 @@
-"""Parallel plans over several NPUs: tensor parallelism (:func:`tensor_parallel_plan`) and
-pipelining of a model's layers (:func:`pipeline_plan`), each an :class:`ExecutionPlan` valid
+"""Parallel plans over several NPUs: tensor parallelism (:func:`tensor_parallel_plan`), expert
+parallelism of MoE layers (:func:`expert_parallel_plan`) and pipelining of a model's layers
+(:func:`pipeline_plan`), each an :class:`ExecutionPlan` valid
 by the same checker and exportable stage by stage like any other, plus the divisibility rules
 a tensor/pipeline/expert-parallel split of a decoder must obey (:func:`check_split`).
 
 A tensor-parallel plan runs the graph rewritten by :mod:`hetnpu.scheduler.tp_rewrite`: rank
 r's shard of each op on device r, a stage per rank between two collectives, and each
 collective's copies grouped as a :class:`~hetnpu.scheduler.plan.Collective` so the system
-simulator times them by HCCL's algorithm.
+simulator times them by HCCL's algorithm. An expert-parallel plan is built the same way
+from the graph :mod:`hetnpu.scheduler.ep_rewrite` writes (its collectives are all-to-alls).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from hetnpu.graph.ir import Graph
 from hetnpu.scheduler.evaluate import CostModel
 from hetnpu.scheduler.plan import Collective, ExecutionPlan, build_plan
 
-__all__ = ["check_split", "pipeline_plan", "tensor_parallel_plan"]
+__all__ = ["check_split", "expert_parallel_plan", "pipeline_plan", "tensor_parallel_plan"]
 
 
 def _npus(devices: Sequence[str] | str, least: int) -> list[str]:
@@ -85,7 +87,6 @@ def tensor_parallel_plan(
     >>> sorted({s.device for s in plan.stages}), [c.kind for c in plan.collectives][:1]
     (['npu:0', 'npu:1'], ['all-reduce'])
     """
-    from hetnpu.graph import load
     from hetnpu.scheduler.tp_rewrite import shard_graph
 
     ranks = _npus(devices, 2)
@@ -95,6 +96,14 @@ def tensor_parallel_plan(
         raise ScheduleError(f"tp={len(ranks)} splits none of the model's weight ops{why}")
     if strict and sharded.unsplit:
         raise ScheduleError(sharded.unsplit[0])
+    return _sharded_plan(sharded, ranks, f"tensor-parallel:{len(ranks)}", precision)
+
+
+def _sharded_plan(sharded: Any, ranks: list[str], strategy: str, precision: str) -> ExecutionPlan:
+    """The plan of a rewritten graph: each node on its rank, a stage per rank between two
+    collectives, each collective's copies grouped as a :class:`Collective`."""
+    from hetnpu.graph import load
+
     g = load(sharded.model)
     assignment = {n.name: ranks[sharded.rank_of[n.name]] for n in g if not n.is_constant}
     keyed: dict[tuple[int, int], list[str]] = {}
@@ -103,9 +112,7 @@ def tensor_parallel_plan(
             key = (sharded.segment_of[n.name], sharded.rank_of[n.name])
             keyed.setdefault(key, []).append(n.name)
     groups = [keyed[k] for k in sorted(keyed)]
-    plan = build_plan(
-        g, assignment, strategy=f"tensor-parallel:{len(ranks)}", precision=precision, groups=groups
-    )
+    plan = build_plan(g, assignment, strategy=strategy, precision=precision, groups=groups)
     collectives = []
     for c in sharded.collectives:
         parts = set(c.inputs)
@@ -121,6 +128,48 @@ def tensor_parallel_plan(
     plan = _with_collectives(plan, tuple(collectives))
     plan.validate()
     return plan
+
+
+def expert_parallel_plan(
+    graph: Graph, devices: Sequence[str] | str, *, precision: str = "fp16"
+) -> ExecutionPlan:
+    """``graph``'s MoE experts split across ``devices`` by expert parallelism.
+
+    Rank r holds experts ``r·E/ep .. (r+1)·E/ep - 1`` of every ``even``-form MoE layer
+    (:func:`~hetnpu.models.decoder.build_decoder` with ``moe="even"``) and owns the r-th slice
+    of the tokens; the (token, choice) rows reach their expert's rank by an all-to-all
+    (dispatch) and come back by another (combine), then an all-gather gives every rank the
+    layer's rows for the rest of the model, which runs replicated
+    (:mod:`hetnpu.scheduler.ep_rewrite`).
+
+    Parameters
+    ----------
+    graph
+        The loaded model (static shapes), with ``even`` MoE layers.
+    devices
+        The ranks in order: ``["sim-npu:0", "sim-npu:1"]`` or ``"npu:0,npu:1"``.
+    precision
+        Recorded in the plan (NPU layouts and the bytes the collectives move).
+
+    Returns
+    -------
+    ExecutionPlan
+        Over the rewritten graph (``plan.graph``), with ``all-to-all`` and ``all-gather``
+        collectives; its inputs and outputs are the model's.
+
+    Raises
+    ------
+    ConfigError
+        Fewer than two NPUs, a non-NPU device, or an NPU named twice.
+    ScheduleError
+        No ``even`` MoE layer, or a degree that does not divide a layer's experts (naming the
+        node and the count).
+    """
+    from hetnpu.scheduler.ep_rewrite import shard_experts
+
+    ranks = _npus(devices, 2)
+    sharded = shard_experts(graph, len(ranks))
+    return _sharded_plan(sharded, ranks, f"expert-parallel:{len(ranks)}", precision)
 
 
 def _itemsize(dtype: str) -> int:

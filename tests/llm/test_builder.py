@@ -22,6 +22,7 @@ PUBLISHED = {
     "llama-3-70b": 70.55e9,
     "qwen2-7b": 7.62e9,
     "chatglm3-6b": 6.24e9,
+    "mixtral-8x7b": 46.70e9,
 }
 
 FAMILIES = {

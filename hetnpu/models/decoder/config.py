@@ -53,6 +53,7 @@ KNOWN_CONFIGS: tuple[str, ...] = (
     "llama-3-70b",
     "qwen2-7b",
     "chatglm3-6b",
+    "mixtral-8x7b",
 )
 """Configs shipped as package data (``configs/SOURCES.md`` names their repositories)."""
 
