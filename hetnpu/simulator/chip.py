@@ -57,10 +57,9 @@ from hetnpu.simulator.core import (
     ROLE_IDS,
     Bus,
     CompiledProgram,
-    Mailbox,
+    Pipe,
     compiled_programs,
     run_core,
-    unit_process,
 )
 from hetnpu.simulator.formats import format_transdata
 from hetnpu.simulator.isa import UNITS
@@ -138,13 +137,11 @@ class _Run:
         self.residual = residual_adds(graph)
         self.control = ControlOptions()
         """If/Loop/Scan choices and fed values (set by :func:`simulate`)."""
-        # One persistent process per unit of every core, woken once per op it takes part in.
-        self.boxes: list[dict[str, Mailbox]] = []
-        for units in self.core_units:
-            boxes = {u: Mailbox() for u in units if u != "SCALAR"}
-            for box in boxes.values():
-                self.env.process(unit_process(self.env, box, self.hbm, self.l2))
-            self.boxes.append(boxes)
+        # One persistent pipe per unit of every core, handed a queue per op it takes part in.
+        self.pipes: list[dict[str, Pipe]] = [
+            {u: Pipe(self.env, self.hbm, self.l2) for u in units if u != "SCALAR"}
+            for units in self.core_units
+        ]
         self.bus_bpc = max(self.hbm.bytes_per_cycle, self.l2.bytes_per_cycle)
 
     # --- the driver ---------------------------------------------------------------------
@@ -261,7 +258,7 @@ class _Run:
             if cp is None:
                 continue
             pending[0] += len(cp.queues)
-            units, spans, recs = run_core(env, cp, remaining, self.boxes[cores[c]], record, done)
+            units, spans, recs = run_core(env, cp, remaining, self.pipes[cores[c]], record, done)
             started.append((cores[c], cp, units, spans, recs))
         # The op's tensors enter L2 as it runs; the dirty tensors they evict are written back
         # to HBM first, on the HBM bus, before the op can complete (CANN, "Setting a Proper L2
