@@ -13,8 +13,10 @@ and a chain of elementwise ops runs as its first op's kernel (:mod:`~hetnpu.simu
 L2 is modelled per tensor: a tensor read the first time in an op comes from HBM for its unique
 bytes (repeat reads by other cores or blocks then hit L2), a tensor resident in L2 (written or
 read recently, least recently used first out, ``l2_bytes`` in total) is read from L2, and an
-output that fits is written into L2. HBM and L2 are shared FIFO buses (:class:`~hetnpu.
-simulator.core.Bus`).
+output that fits is written into L2. A fused kernel's write stands for its epilogue's output
+(a Conv with its ReLU, a convolution with its residual Add: :func:`~hetnpu.simulator.prepare.
+kernel_aliases`), so the consumers of that output find it in L2. HBM and L2 are shared FIFO
+buses (:class:`~hetnpu.simulator.core.Bus`).
 
 Each op that runs as a kernel of its own waits ``task_launch_s`` before it starts (the task
 scheduler starting it on the cores; a fused epilogue launches nothing).
@@ -71,6 +73,7 @@ from hetnpu.simulator.prepare import (
     device_nbytes,
     fusions,
     input_transdata,
+    kernel_aliases,
     npu_refusal,
     residual_adds,
 )
@@ -135,6 +138,8 @@ class _Run:
         self.current = "(start)"
         self.fused, self.chain_writes = fusions(graph)
         self.residual = residual_adds(graph)
+        self.alias = kernel_aliases(graph, self.fused, self.residual)
+        """Tensor -> the tensor a fused kernel really writes in its place (L2 residency)."""
         self.control = ControlOptions()
         """If/Loop/Scan choices and fed values (set by :func:`simulate`)."""
         # One persistent pipe per unit of every core, handed a queue per op it takes part in.
@@ -231,7 +236,8 @@ class _Run:
             rid = ROLE_IDS.setdefault(f"in{j}", len(ROLE_IDS))
             if rid >= len(remaining):
                 remaining += [0] * (rid + 1 - len(remaining))
-            remaining[rid] = 0 if t in self.l2_resident else device_nbytes(g, t, prec)
+            resident = self.alias.get(t, t) in self.l2_resident
+            remaining[rid] = 0 if resident else device_nbytes(g, t, prec)
         out_bytes = sum(device_nbytes(g, t, prec) for t in node.outputs if t)
         rid = ROLE_IDS.setdefault("out0", len(ROLE_IDS))
         if rid >= len(remaining):
@@ -277,12 +283,13 @@ class _Run:
         the write-back ends (``now`` if nothing dirty was evicted)."""
         g, prec = self.graph, self.ctx.prec
         before = self.l2_resident.writeback_bytes
+        alias = self.alias
         for t in node.inputs:
             if t:
-                self.l2_resident.touch(t, device_nbytes(g, t, prec), dirty=False)
+                self.l2_resident.touch(alias.get(t, t), device_nbytes(g, t, prec), dirty=False)
         for t in node.outputs:
             if t:
-                self.l2_resident.touch(t, device_nbytes(g, t, prec), dirty=True)
+                self.l2_resident.touch(alias.get(t, t), device_nbytes(g, t, prec), dirty=True)
         evicted = self.l2_resident.writeback_bytes - before
         if not evicted:
             return now
@@ -291,7 +298,7 @@ class _Run:
 
     def result(self, events: int, wall_s: float, double_buffer: bool) -> SimResult:
         cycles = self.env.now
-        self.l2_resident.flush(self.graph.outputs)
+        self.l2_resident.flush(self.alias.get(t, t) for t in self.graph.outputs)
         unit_cores = {u: sum(u in us for us in self.core_units) for u in UNITS}
         busy = {
             u: (self.busy[u] / (cycles * unit_cores[u]) if cycles and unit_cores[u] else 0.0)

@@ -26,6 +26,7 @@ __all__ = [
     "fusion_map",
     "fusions",
     "input_transdata",
+    "kernel_aliases",
     "npu_refusal",
     "residual_adds",
     "roofline_bounds",
@@ -106,6 +107,47 @@ def residual_adds(graph: Graph) -> dict[str, str]:
                 out[node.name] = mine
                 break
     return out
+
+
+def kernel_aliases(graph: Graph, fused: dict[str, str], residual: dict[str, str]) -> dict[str, str]:
+    """Tensor -> the tensor that holds its data on the chip, for the outputs of epilogues
+    folded into a Cube op and of residual Adds folded into a convolution.
+
+    A fused kernel writes its epilogue's result into one buffer: a Conv with its
+    BatchNormalization and ReLU writes the ReLU's output, and a convolution with a residual
+    Add (``TbeConvDoubleInFusionPass``, :func:`residual_adds`) writes the sum, never the
+    intermediate tensors. The simulator times such a kernel as the Cube op's write (under the
+    Cube op's output name), so the consumers of the epilogue's output read the data the Cube
+    op wrote: for L2 residency those names are one tensor. Chains of other elementwise ops
+    (:mod:`~hetnpu.simulator.ubfusion`) already write their end tensor under its own name.
+    """
+    alias: dict[str, str] = {}
+    for node in graph:
+        root = fused.get(node.name)
+        if root is None or not node.inputs or not node.outputs:
+            continue
+        if node.op_type not in FUSED_EPILOGUES:
+            continue
+        if root not in residual and graph.nodes[root].op_type not in FUSE_INTO:
+            continue
+        src = alias.get(node.inputs[0], node.inputs[0])
+        for t in node.outputs[:1]:
+            if t:
+                alias[t] = src
+    for name, mine in residual.items():
+        node = graph.nodes[name]
+        src = alias.get(mine, mine)
+        for t in node.outputs[:1]:
+            if t:
+                alias[t] = src
+    # An epilogue folded into a residual Add (its ReLU) aliased the Add's output before the
+    # Add itself was resolved: follow the chains to their end.
+    for t in list(alias):
+        seen = {t}
+        while alias[t] in alias and alias[t] not in seen:
+            seen.add(alias[t])
+            alias[t] = alias[alias[t]]
+    return alias
 
 
 def input_transdata(graph: Graph) -> list[Node]:
