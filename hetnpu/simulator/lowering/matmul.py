@@ -28,7 +28,7 @@ from hetnpu.simulator.lowering.common import (
 )
 from hetnpu.simulator.lowering.cube_template import cube_init_flags, cube_program
 from hetnpu.simulator.lowering.vector_template import vector_lowering
-from hetnpu.simulator.tiler import split_even, tile_cube
+from hetnpu.simulator.tiler import CubeTile, split_even, tile_cube
 
 __all__ = ["lower_conv", "lower_gemm", "lower_matmul"]
 
@@ -64,17 +64,9 @@ def _lower_products(
         blocks_total * per_block,
         f"{batch}x({m},{k},{n}) in {blocks_total:,} blocks of {panels:,} K panels",
     )
-    sizes = []
-    for _ in range(batch):
-        for mi in range(0, m, tile.m):
-            for ni in range(0, n, tile.n):
-                sizes.append((min(tile.m, m - mi), min(tile.n, n - ni)))
     memo: dict[tuple[tuple[int, int], ...], tuple] = {}
     programs = []
-    start = 0
-    for count in split_even(len(sizes), ctx.cube_cores):
-        blocks = tuple(sizes[start : start + count])
-        start += count
+    for blocks in core_blocks(batch, m, k, n, tile, ctx, a_gm_per_elem):
         prog = memo.get(blocks)
         if prog is None:
             prog = memo[blocks] = cube_program(
@@ -92,6 +84,59 @@ def _lower_products(
             f"slots={tile.slots}/{tile.l0c_slots} on {len(programs)} cores"
         ),
     )
+
+
+def core_blocks(
+    batch: int, m: int, k: int, n: int, tile: CubeTile, ctx: LowerCtx, a_gm_per_elem: float
+) -> list[tuple[tuple[int, int], ...]]:
+    """Each core's output blocks: the products split over the cores first, then each core's
+    share cut into L0 tiles.
+
+    Ascend's multi-core Matmul tiling (CANN "Multi-core split", ``MultiCoreMatmulTiling``:
+    ``GetCoreNum`` returns ``dim = mDim x nDim``, ``GetSingleShape`` the per-core
+    ``singleCoreM``/``singleCoreN``; the batch dims of ``BatchMatmulTiling`` likewise) gives
+    every core one ``singleCoreM x singleCoreN`` block of C (A split into ``mDim`` parts along
+    M, B into ``nDim`` along N), which the core then iterates in ``baseM x baseN`` L0 tiles.
+    The split is chosen here as the (batch, M, N) core counts that give the busiest core the
+    fewest L0 tiles (the waves the tiler's estimate assumed), then whose busiest core finishes
+    first (its Cube fractals or its MTE2 bytes, whichever is slower, A re-read for every
+    N tile and B for every M tile), fewer cores on a tie; shares are even in whole fractals.
+    """
+    spec, prec = ctx.spec, ctx.prec
+    m0, k0, n0 = getattr(spec, prec.mkn_field)
+    ib = prec.float_bytes
+    cores = ctx.cube_cores
+    ka = -(-k // k0) * k0
+    rate = spec.mte2_bytes_per_cycle
+    best: tuple[int, float, int, int, int, int] | None = None
+    for md in range(1, min(cores, -(-m // m0)) + 1):
+        for nd in range(1, min(cores // md, -(-n // n0)) + 1):
+            bd = min(batch, cores // (md * nd))
+            ms = split_even(m, md, m0)[0]
+            ns = split_even(n, nd, n0)[0]
+            tm, tn = -(-ms // tile.m), -(-ns // tile.n)
+            msr, nsr = -(-ms // m0) * m0, -(-ns // n0) * n0
+            cube = (msr // m0) * (ka // k0) * (nsr // n0)
+            mte2 = (tn * ms * ka * a_gm_per_elem + tm * ka * ns * ib) / rate
+            per_core = -(-batch // bd)
+            cost = per_core * max(cube, mte2)
+            key = (per_core * tm * tn, cost, bd * md * nd, md, nd, bd)
+            if best is None or key < best:
+                best = key
+    assert best is not None
+    _, _, _, md, nd, bd = best
+    m_shares, n_shares = split_even(m, md, m0), split_even(n, nd, n0)
+    out: list[tuple[tuple[int, int], ...]] = []
+    for nb in split_even(batch, bd):
+        for ms in m_shares:
+            for ns in n_shares:
+                subs = [
+                    (mt, nt)
+                    for mt in split_even(ms, -(-ms // tile.m), m0)
+                    for nt in split_even(ns, -(-ns // tile.n), n0)
+                ]
+                out.append(tuple(subs * nb))
+    return out
 
 
 def lower_matmul(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
