@@ -70,6 +70,7 @@ from hetnpu.simulator.lowering import Unsupported, event_budget, lower
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
 from hetnpu.simulator.op_record import record_op
 from hetnpu.simulator.prepare import (
+    VIEW_OPS,
     device_nbytes,
     fusions,
     input_transdata,
@@ -280,7 +281,9 @@ class _Run:
     def _enter_l2(self, node: Node, now: int) -> int:
         """Make ``node``'s inputs (read) and outputs (written, dirty) most recent in L2 and
         reserve the HBM bus from ``now`` for the dirty tensors that evicts; return the cycle
-        the write-back ends (``now`` if nothing dirty was evicted)."""
+        the write-back ends (``now`` if nothing dirty was evicted). A view touches nothing."""
+        if node.op_type in VIEW_OPS:
+            return now
         g, prec = self.graph, self.ctx.prec
         before = self.l2_resident.writeback_bytes
         alias = self.alias

@@ -20,6 +20,7 @@ from hetnpu.simulator.tiler import Precision
 from hetnpu.simulator.ubfusion import chain_outputs, elementwise_chains
 
 __all__ = [
+    "VIEW_OPS",
     "device_nbytes",
     "epilogue_map",
     "fused_writes",
@@ -109,9 +110,17 @@ def residual_adds(graph: Graph) -> dict[str, str]:
     return out
 
 
+VIEW_OPS: frozenset[str] = frozenset(
+    {"Dropout", "Flatten", "Identity", "Reshape", "Squeeze", "Unsqueeze"}
+)
+"""Ops whose (first) output is their first input's memory under other dims: no kernel runs,
+nothing is read or written (GE removes them from the graph it runs)."""
+
+
 def kernel_aliases(graph: Graph, fused: dict[str, str], residual: dict[str, str]) -> dict[str, str]:
     """Tensor -> the tensor that holds its data on the chip, for the outputs of epilogues
-    folded into a Cube op and of residual Adds folded into a convolution.
+    folded into a Cube op, of residual Adds folded into a convolution, and of views
+    (:data:`VIEW_OPS`: a reshaped tensor is the tensor it reshapes).
 
     A fused kernel writes its epilogue's result into one buffer: a Conv with its
     BatchNormalization and ReLU writes the ReLU's output, and a convolution with a residual
@@ -123,6 +132,9 @@ def kernel_aliases(graph: Graph, fused: dict[str, str], residual: dict[str, str]
     """
     alias: dict[str, str] = {}
     for node in graph:
+        if node.op_type in VIEW_OPS and node.inputs and node.inputs[0] and node.outputs:
+            alias[node.outputs[0]] = alias.get(node.inputs[0], node.inputs[0])
+            continue
         root = fused.get(node.name)
         if root is None or not node.inputs or not node.outputs:
             continue

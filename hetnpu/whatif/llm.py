@@ -77,9 +77,10 @@ same 2-byte elements and the same 16x16x16 Cube fractal (ascend-facts §1.1: Dty
 
 PREFILL_TOKENS = 2048
 """Rows of the smaller of the two prompt passes a large batch is extrapolated from (at least
-one sequence). Measured on Qwen2-7B, batch 16 x 1024 tokens, 910B4: extrapolating from 2048
-and 4096 rows is 0.2 % off the full simulation; from 1024 and 2048 rows, 6 % (too few row
-tiles of 128 per core for the waves to be regular)."""
+one sequence). Measured at batch 16 x 1024 tokens on the 910B4 against the full simulation
+of the 16 sequences: extrapolating from 2048 and 4096 rows is 2.4 % (Qwen2-7B) and 1.2 %
+(ChatGLM3-6B) off; from 1024 and 2048 rows, 1.5 % and 5.2 % (too few row tiles per core for
+the waves to be regular)."""
 
 DECODE_SAMPLES = 4
 """KV lengths at which decode steps are simulated (interpolated between)."""

@@ -78,7 +78,9 @@ def test_repeated_kv_heads_cost_the_copy_and_a_read_per_query_head():
 
 
 def test_a_repeated_cache_beyond_l2_costs_its_traffic_at_hbm_speed():
-    batch, kv_len = 4, 4096
+    # 16 sequences of 4097 cached tokens: each copy (4 x 33.6 MB for K, as much for V) is
+    # larger than the 910B4's 96 MB L2, so the copies and their reads stream from HBM.
+    batch, kv_len = 16, 4096
     c = load_config(GROUPED)
     cache = batch * c.kv_heads * (kv_len + 1) * c.head_dim * 2
     res = _repeat_runs(batch, kv_len)
@@ -87,7 +89,7 @@ def test_a_repeated_cache_beyond_l2_costs_its_traffic_at_hbm_speed():
     # K and V: the copy's read and groups writes, then groups - 1 more reads by the attention.
     moved = 2 * cache * (1 + c.groups + c.groups - 1)
     floor = moved / spec.hbm_bytes_per_s * spec.clock_hz
-    assert floor * 0.8 <= extra < 2.5 * floor
+    assert floor <= extra < 1.5 * floor
 
 
 def test_causal_prefill_attention_does_about_half_the_square():
