@@ -2,16 +2,21 @@
 ``calibrate.py``.
 
 ChatGLM3-6B on one NPU of an Atlas 800I A2 is timed by the LLM what-if model
-(:func:`hetnpu.whatif.llm.estimate`: prompt 1024, 1024 generated tokens, ``kv_cache=
-"concat-repeat"``: the measured modeling_chatglm.py (Ascend/torchair ``npu_tuned_model/llm/chatglm``
-at c731684, ``SelfAttention.forward``) grows the cache with ``torch.cat`` and then copies its 2
-K/V groups to the 32 heads with ``expand(...).contiguous()`` before the flash-attention call,
-every layer and step; ``rope="decomposed"``: its ``apply_rotary_pos_emb`` stays in torch ops,
-the README's optimisations replace attention and RMSNorm only, where the LLaMA script calls
-the fused ``npu_apply_rotary_pos_emb``); LLaMA-2-70B tensor-parallel over the
-server's eight NPUs by :func:`hetnpu.whatif.parallel_search.step_point` (TP 8 on the
-``atlas-800i-a2`` topology, two HCCL all-reduces per layer). Decode rows are the mean step,
-prefill rows the prompt pass.
+(:func:`hetnpu.whatif.llm.estimate`, prompt 1024, 1024 generated tokens) as the measured
+modeling_chatglm.py (Ascend/torchair ``npu_tuned_model/llm/chatglm`` at c731684) runs it:
+
+- ``kv_cache="concat-repeat"``: ``SelfAttention.forward`` grows the cache with ``torch.cat`` and
+  then copies its 2 K/V groups to the 32 heads with ``expand(...).contiguous()`` before the
+  flash-attention call, every layer and step. The README's last optimisation (with which its
+  batch table was measured) keeps Q, K and V in BSND, so no permute copies them again before
+  the kernel; the file at that commit still shows the permute.
+- ``rope="decomposed"``: its ``apply_rotary_pos_emb`` stays in torch ops (the README's
+  optimisations replace attention and RMSNorm only), where the LLaMA script calls the fused
+  ``npu_apply_rotary_pos_emb``.
+
+LLaMA-2-70B tensor-parallel over the server's eight NPUs is timed by
+:func:`hetnpu.whatif.parallel_search.step_point` (TP 8 on the ``atlas-800i-a2`` topology, two
+HCCL all-reduces per layer). Decode rows are the mean step, prefill rows the prompt pass.
 """
 
 from __future__ import annotations

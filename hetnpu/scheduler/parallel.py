@@ -121,6 +121,8 @@ def _sharded_plan(sharded: Any, ranks: list[str], strategy: str, precision: str)
             for k, tr in enumerate(plan.transfers)
             if tr.tensor in parts and tr.src_device != tr.dst_device and tr.dst_stage is not None
         )
+        if not moves:  # every part stays on its rank (an all-to-all whose rows are all local)
+            continue
         # Between NPUs the tensor travels as the NPU holds it (fp16 unless precision is fp32).
         dtype = g.tensors[c.inputs[0]].dtype
         nbytes = c.nbytes * _itemsize(device_dtype(dtype, precision)) // _itemsize(dtype)

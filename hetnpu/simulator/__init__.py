@@ -2,7 +2,7 @@
 
 Modules: :mod:`~hetnpu.simulator.isa` (instructions and their closed-form durations),
 :mod:`~hetnpu.simulator.tiler` (tiles that fit the buffers), :mod:`~hetnpu.simulator.lowering`
-(ops to per-core programs), :mod:`~hetnpu.simulator.core` (a core's units as SimPy processes),
+(ops to per-core programs), :mod:`~hetnpu.simulator.core` (a core's units as pipes on SimPy events),
 :mod:`~hetnpu.simulator.chip` (cores, shared HBM/L2, the op stream) and
 :mod:`~hetnpu.simulator.result` (:class:`SimResult`).
 

@@ -20,7 +20,9 @@ RMSNorm and RoPE), made fast by replaying what repeats:
   in it, the rest does not depend on it), so steps are simulated at :data:`DECODE_SAMPLES` KV
   lengths spread over the generation and the others interpolated; their sum is the decode time.
 
-Each shortcut is tested against the full simulation on a small model (``tests/llm``, ≤ 2 %).
+Each shortcut is tested against the full simulation on a small model (``tests/llm``): layers
+and decode steps within 2 %, the prompt-batch extrapolation within 5 % (see
+:data:`PREFILL_TOKENS`).
 
 Memory: weights (parameters × element bytes), the KV cache at the final context
 (:meth:`~hetnpu.models.decoder.DecoderConfig.kv_bytes_per_token`), activations (the live
@@ -79,8 +81,8 @@ PREFILL_TOKENS = 2048
 """Rows of the smaller of the two prompt passes a large batch is extrapolated from (at least
 one sequence). Measured at batch 16 x 1024 tokens on the 910B4 against the full simulation
 of the 16 sequences: extrapolating from 2048 and 4096 rows is 2.4 % (Qwen2-7B) and 1.2 %
-(ChatGLM3-6B) off; from 1024 and 2048 rows, 1.5 % and 5.2 % (too few row tiles per core for
-the waves to be regular)."""
+(ChatGLM3-6B) off; from 1024 and 2048 rows, 1.5 % and 5.2 %. The larger pair keeps both within
+2.5 % (a 1024-row pass gives each core too few row tiles for its waves to be regular)."""
 
 DECODE_SAMPLES = 4
 """KV lengths at which decode steps are simulated (interpolated between)."""
@@ -262,6 +264,7 @@ def phase_time(
 ) -> PhaseTime:
     """Simulated time of one pass (see the module docstring for the replay); ``replay=False``
     simulates every layer and the whole batch."""
+    rope = rope or "fused"  # the LLM graphs are the fused form: None and "fused" are one graph
     if not replay or config.layers == 1:
         res = _simulate(config, spec, precision, config.layers, phase=phase, batch=batch,
                         seq=seq, kv_len=kv_len, kv_cache=kv_cache, rope=rope)  # fmt: skip

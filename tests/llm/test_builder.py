@@ -185,6 +185,8 @@ def test_a_decomposed_rope_in_a_fused_graph_gives_the_same_logits(family):
 def test_an_unknown_rope_form_is_refused():
     with pytest.raises(ConfigError, match="rope 'half'"):
         build_decoder(tiny_config(), rope="half")
+    with pytest.raises(ConfigError, match="rope 'fused' needs attention='fused'"):
+        build_decoder(tiny_config(), attention="decomposed", rope="fused")
 
 
 @pytest.mark.parametrize("attention", ["fused", "decomposed"])

@@ -239,3 +239,11 @@ def test_ep_plan_simulates_on_the_hccs_mesh(moe) -> None:
     for c in a2a:  # alone on the links: HCCL's mesh all-to-all time
         assert c.duration_s == pytest.approx(closed_form_s(c.kind, c.ranks, c.nbytes, topo))
         assert any(s.start_s >= c.end_s for s in res.stages)
+
+
+def test_an_all_to_all_whose_rows_stay_on_their_ranks_is_dropped(capsys) -> None:
+    # 4 tokens over 4 ranks, each token's 2 choices on the two experts its own rank holds:
+    # no row crosses a link, so the plan has no all-to-all to time, and it simulates.
+    assert main(["parallel", "mixtral-8x7b", "--ep", "4", "--batch", "4", "--layers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "all-to-all" not in out and "all-gather" in out

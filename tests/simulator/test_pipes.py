@@ -65,3 +65,15 @@ def test_a_write_waiting_for_read_data_takes_the_bus_when_the_data_lands():
     assert b_read[1:] == (551, 651)
     assert a_write[1:] == (601, 751)
     assert hbm.busy == 300 and hbm.free_at == 751
+
+
+def test_reads_queued_on_one_flag_land_in_order():
+    # Two reads set the same flag (their data lands at 601 and 701); the consumer is busy until
+    # 252, when both are counted, and takes them first in, first out: 601-641, then 701-741.
+    flag = ("MTE2", "VECTOR", 0)
+    busy = Instr("VECTOR", "vec.dup", 250, 0)
+    use = Instr("VECTOR", "vec.add", 40, NBYTES, waits=(flag,))
+    (recs,), _ = _run([(0, (_read(flag, "in0"), _read(flag, "in0"), busy, use, use))])
+    reads, vector = recs
+    assert [r[1:] for r in reads] == [(1, 101), (101, 201)]
+    assert [r[1:] for r in vector] == [(3, 253), (601, 641), (701, 741)]

@@ -489,6 +489,11 @@ def build_decoder(
     rope = rope or attention
     if rope not in ("fused", "decomposed"):
         raise ConfigError(f"rope {rope!r}: choose fused or decomposed")
+    if rope == "fused" and attention == "decomposed":
+        raise ConfigError(
+            "rope 'fused' needs attention='fused' (RotaryEmbedding is an opset-23 op; the "
+            "decomposed form is opset 18)"
+        )
     moe = moe or ("even" if weights == "absent" else "routed")
     if moe not in ("routed", "even"):
         raise ConfigError(f"moe {moe!r}: choose routed or even")

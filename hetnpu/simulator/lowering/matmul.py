@@ -56,17 +56,21 @@ def _lower_products(
         force=ctx.force_tile,
         a_bytes_per_elem=a_gm_per_elem,
     )
-    blocks_total = batch * math.ceil(m / tile.m) * math.ceil(n / tile.n)
     panels = math.ceil(k / tile.kp)
     per_block = panels * (2 + 2 * math.ceil(tile.kp / tile.k)) + 2
-    check_instructions(
-        node.name,
-        blocks_total * per_block,
-        f"{batch}x({m},{k},{n}) in {blocks_total:,} blocks of {panels:,} K panels",
-    )
+
+    def check(tiles: int) -> None:
+        what = f"{batch}x({m},{k},{n}) in {tiles:,} blocks of {panels:,} K panels"
+        check_instructions(node.name, tiles * per_block, what)
+
+    # The whole output in L0 tiles is a lower bound of the cores' tiles: a product too big is
+    # refused before it is split, then the split's own count is checked.
+    check(batch * math.ceil(m / tile.m) * math.ceil(n / tile.n))
+    split = core_blocks(batch, m, k, n, tile, ctx, a_gm_per_elem)
+    check(sum(len(blocks) for blocks in split))
     memo: dict[tuple[tuple[int, int], ...], tuple] = {}
     programs = []
-    for blocks in core_blocks(batch, m, k, n, tile, ctx, a_gm_per_elem):
+    for blocks in split:
         prog = memo.get(blocks)
         if prog is None:
             prog = memo[blocks] = cube_program(
