@@ -137,9 +137,11 @@ class _Run:
         self.unsupported: list[UnsupportedOp] = []
         self.raw: list[tuple[Any, ...]] = []
         self.current = "(start)"
-        self.fused, self.chain_writes = fusions(graph)
-        self.residual = residual_adds(graph)
-        self.alias = kernel_aliases(graph, self.fused, self.residual)
+        # TBE UB fusions of a MatMul with its elementwise tail: not on split (A2) chips.
+        ub = not ctx.split
+        self.fused, self.chain_writes = fusions(graph, ub)
+        self.residual = residual_adds(graph, ub)
+        self.alias = kernel_aliases(graph, self.fused, self.residual, ub)
         """Tensor -> the tensor a fused kernel really writes in its place (L2 residency)."""
         self.control = ControlOptions()
         """If/Loop/Scan choices and fed values (set by :func:`simulate`)."""

@@ -21,6 +21,7 @@ from hetnpu.simulator.ubfusion import chain_outputs, elementwise_chains
 
 __all__ = [
     "VIEW_OPS",
+    "bias_add_input",
     "device_nbytes",
     "epilogue_map",
     "fused_writes",
@@ -28,13 +29,14 @@ __all__ = [
     "fusions",
     "input_transdata",
     "kernel_aliases",
+    "matmul_ub_fusion",
     "npu_refusal",
     "residual_adds",
     "roofline_bounds",
 ]
 
 
-def fusions(graph: Graph) -> tuple[dict[str, str], dict[str, str]]:
+def fusions(graph: Graph, ub: bool = True) -> tuple[dict[str, str], dict[str, str]]:
     """(fused node → the node whose kernel runs it, root of each fused elementwise chain →
     the tensor its kernel writes instead of its own).
 
@@ -42,7 +44,7 @@ def fusions(graph: Graph) -> tuple[dict[str, str], dict[str, str]]:
     residual Add (:func:`residual_adds`), as ATC's buffer fusion does; chains of the
     elementwise ops left over fold into their first op (:mod:`hetnpu.simulator.ubfusion`).
     """
-    epilogues = epilogue_map(graph)
+    epilogues = epilogue_map(graph, ub)
     chains = elementwise_chains(graph, epilogues)
     return {**epilogues, **chains}, chain_outputs(graph, chains)
 
@@ -57,12 +59,25 @@ def fused_writes(graph: Graph) -> dict[str, str]:
     return fusions(graph)[1]
 
 
-def epilogue_map(graph: Graph) -> dict[str, str]:
-    """Epilogue node → the Cube op or residual Add it folds into (single consumer, first input)."""
-    residual = residual_adds(graph)
+def epilogue_map(graph: Graph, ub: bool = True) -> dict[str, str]:
+    """Epilogue node → the Cube op or residual Add it folds into (single consumer, first input).
+
+    A MatMul's bias Add (:func:`bias_add_input`) is an epilogue of its MatMul, whichever input
+    of the Add the MatMul feeds.
+    """
+    residual = residual_adds(graph, ub)
+    const_epi, _, transposes = matmul_ub_fusion(graph, ub)
     fused: dict[str, str] = {}
     for node in graph:
-        if node.op_type not in FUSED_EPILOGUES or node.is_constant or not node.inputs:
+        if node.is_constant or not node.inputs:
+            continue
+        bias_src = _matmul_epilogue_source(graph, node, const_epi, transposes)
+        if bias_src is not None:
+            prod = graph.producer(bias_src)
+            if prod is not None:
+                fused[node.name] = fused.get(prod.name, prod.name)
+            continue
+        if node.op_type not in FUSED_EPILOGUES:
             continue
         prod = graph.producer(node.inputs[0])
         if prod is None or len(graph.consumers(node.inputs[0])) != 1:
@@ -75,7 +90,55 @@ def epilogue_map(graph: Graph) -> dict[str, str]:
     return fused
 
 
-def residual_adds(graph: Graph) -> dict[str, str]:
+_BIAS_INTO: frozenset[str] = frozenset({"MatMul", "Gemm"})
+
+
+def _matmul_epilogue_source(
+    graph: Graph, node: Node, const_epi: dict[str, str], transposes: dict[str, str]
+) -> str | None:
+    """The MatMul-side input of ``node`` when it is a free epilogue of a MatMul kernel: a bias
+    Add, an elementwise op with a constant broadcast operand, or a fused Transpose."""
+    bias = bias_add_input(graph, node)
+    if bias is not None:
+        return bias
+    return const_epi.get(node.name) or transposes.get(node.name)
+
+
+def bias_add_input(graph: Graph, node: Node) -> str | None:
+    """The MatMul output an Add folds into its MatMul as the bias, or None.
+
+    CANN's graph fusion ``MatMulBiasAddFusionPass`` fuses MatMul/MatMulV2/BatchMatMul/
+    BatchMatMulV2 and a following BiasAdd/Add into the MatMul, the bias then added in the
+    Cube's output path (in fp32, inside the MatMul) when one of the Add's inputs is 1-D and
+    its size is the MatMul output's last dimension (CANN 8.0.0 graph fusion reference,
+    "MatMulBiasAddFusionPass", https://www.hiascend.com/document/detail/en/canncommercial/800/
+    graph/graphubfusionref/atlasrr_30_0025.html; the 9.0.0 page lists BatchMatMulV3 too).
+    An ONNX MatMul of a 3-D activation and a 2-D weight is ATC's BatchMatMulV2, which takes a
+    bias input (its AttentionLnQKV fusion reads the BatchMatMulV2's bias input). The fused
+    kernel writes the biased result: the Add launches nothing and moves no data of its own.
+    """
+    if node.op_type != "Add" or len(node.inputs) != 2:
+        return None
+    a, b = node.inputs
+    ta, tb = graph.tensors.get(a), graph.tensors.get(b)
+    if ta is None or tb is None or ta.shape is None or tb.shape is None:
+        return None
+    for mine, bias in ((a, tb), (b, ta)):
+        tm = graph.tensors[mine]
+        if tm.is_constant or not bias.is_constant or len(bias.shape) != 1 or not tm.shape:
+            continue
+        if bias.shape[0] != tm.shape[-1]:
+            continue
+        prod = graph.producer(mine)
+        if prod is None or prod.is_constant or prod.op_type not in _BIAS_INTO:
+            continue
+        if len(graph.consumers(mine)) != 1 or mine in graph.outputs:
+            continue
+        return mine
+    return None
+
+
+def residual_adds(graph: Graph, ub: bool = True) -> dict[str, str]:
     """Residual Adds folded into the Cube op that produces one of their inputs: Add node →
     the input tensor it takes straight from that op's output path.
 
@@ -107,7 +170,121 @@ def residual_adds(graph: Graph) -> dict[str, str]:
             if root.op_type == "Conv" and not root.is_constant:
                 out[node.name] = mine
                 break
+    out.update(matmul_ub_fusion(graph, ub)[1])
     return out
+
+
+MATMUL_UB_ELEMWISE = 2
+"""Elementwise ops one ``TbeBatchMatmulElementWiseFusionPass`` kernel takes after its
+BatchMatMul/GEMM: Elemwise then Elemwise1 (pattern 1; CANN 8.0.0 graph and UB fusion reference,
+https://www.hiascend.com/document/detail/en/canncommercial/800/graph/graphubfusionref/atlasrr_30_0119.html)."""
+
+_MATMUL_UB_OPS = frozenset({"Add", "Div"})
+"""The pass's Elemwise types that ONNX has (FusedMulAdd, RealDiv and ReluGrad have no ONNX
+counterpart; Relu is already an epilogue of every Cube op)."""
+
+
+def matmul_ub_fusion(
+    graph: Graph, ub: bool = True
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The UB fusions of a MatMul/Gemm kernel with what follows it, as three maps
+    (node → the MatMul-side tensor it continues from):
+
+    - elementwise ops with a constant broadcast operand (a scale ``Div``, an ``Add`` of a
+      constant), which the kernel applies in its output path: fused, free;
+    - ``Add`` ops with a second, non-constant input (a residual of the same shape, an
+      attention mask that broadcasts), which the kernel reads and adds: timed like a
+      convolution's residual Add (:func:`residual_adds`), no launch and no write of its own;
+    - ``Transpose`` ops reached from the kernel's output through views only (BERT's
+      Reshape → Transpose of the heads): fused, the kernel writing its rows at their
+      transposed addresses. A Transpose that also swaps the last two axes (a key's Kᵀ) is
+      taken too: ATC hands the BatchMatMul that reads it the transposed operand (adj_x2).
+
+    Sources (CANN 8.0.0 graph and UB fusion reference): ``TbeBatchMatmulElementWiseFusionPass``
+    fuses BatchMatMul/BatchMatMulV2/GEMM with one or two following Elemwise ops (Add, Div,
+    RealDiv, Relu, FusedMulAdd, the second Add, Relu or FusedMulAdd; static shapes), on Atlas
+    inference products (the 310P) and training products: :data:`MATMUL_UB_ELEMWISE`.
+    ``MatmulConfusiontransposeUbFusion`` and ``BatchMatmulConfusiontransposeUbFusion`` fuse a
+    MatMul/BatchMatMul with the ConfusionTransposeD (Reshape + Transpose) after it
+    (https://www.hiascend.com/document/detail/en/canncommercial/800/graph/graphubfusionref/atlasrr_30_0122.html);
+    the 310P's ``AttentionLnQKVONNXFusionPass`` matches BatchMatMulV2 → ConfusionTransposeD in
+    ONNX BERTs, so that is what ATC makes of them. A MatMul's bias Add
+    (``MatMulBiasAddFusionPass``, :func:`bias_add_input`) and the Cube epilogues
+    (:data:`~hetnpu.simulator.lowering.FUSED_EPILOGUES`) do not count against the limit.
+
+    ``ub`` False (a chip whose Cube and Vector cores are split, the 910B: Atlas A2) gives
+    three empty maps: these are TBE UB fusions, and neither the 8.0.0 nor the 9.0.0 reference
+    lists ``TbeBatchMatmulElementWiseFusionPass`` for the A2, whose MatMulV3 kernels are
+    Ascend C (the bias fusion, a graph fusion, is listed for it and stays).
+    """
+    if not ub:
+        return {}, {}, {}
+    root_of: dict[str, str] = {}  # node -> the MatMul/Gemm whose kernel runs it
+    count: dict[str, int] = {}
+    const_epi: dict[str, str] = {}
+    second: dict[str, str] = {}
+    transposes: dict[str, str] = {}
+
+    def kernel_root(tensor: str) -> str | None:
+        prod = graph.producer(tensor)
+        if prod is None or prod.is_constant:
+            return None
+        if len(graph.consumers(tensor)) != 1 or tensor in graph.outputs:
+            return None
+        if prod.op_type in _BIAS_INTO:
+            return prod.name
+        return root_of.get(prod.name)
+
+    for node in graph:
+        if node.is_constant or not node.inputs or not node.outputs:
+            continue
+        if node.op_type in _BIAS_INTO:
+            continue
+        bias_src = bias_add_input(graph, node)
+        if bias_src is not None:
+            root = kernel_root(bias_src)
+            if root is not None:
+                root_of[node.name] = root
+            continue
+        if node.op_type in FUSED_EPILOGUES:
+            root = kernel_root(node.inputs[0])
+            if root is not None:
+                root_of[node.name] = root
+            continue
+        if node.op_type == "Transpose":
+            src = node.inputs[0]
+            while True:
+                prod = graph.producer(src)
+                if prod is None or prod.op_type not in VIEW_OPS or len(graph.consumers(src)) != 1:
+                    break
+                src = prod.inputs[0]
+            if kernel_root(src) is not None:
+                transposes[node.name] = src
+            continue
+        if node.op_type not in _MATMUL_UB_OPS or len(node.inputs) != 2:
+            continue
+        out = graph.tensors.get(node.outputs[0])
+        if out is None or out.shape is None:
+            continue
+        for mine, other in (node.inputs, node.inputs[::-1]):
+            root = kernel_root(mine)
+            if root is None or count.get(root, 0) >= MATMUL_UB_ELEMWISE:
+                continue
+            t = graph.tensors.get(other)
+            if t is None or t.shape is None or math.prod(t.shape) > math.prod(out.shape):
+                continue
+            if t.is_constant:
+                if math.prod(t.shape) == math.prod(out.shape):
+                    continue  # a weight-sized operand: not a broadcast
+                const_epi[node.name] = mine
+            elif node.op_type == "Add":
+                second[node.name] = mine
+            else:
+                continue
+            root_of[node.name] = root
+            count[root] = count.get(root, 0) + 1
+            break
+    return const_epi, second, transposes
 
 
 VIEW_OPS: frozenset[str] = frozenset(
@@ -117,7 +294,9 @@ VIEW_OPS: frozenset[str] = frozenset(
 nothing is read or written (GE removes them from the graph it runs)."""
 
 
-def kernel_aliases(graph: Graph, fused: dict[str, str], residual: dict[str, str]) -> dict[str, str]:
+def kernel_aliases(
+    graph: Graph, fused: dict[str, str], residual: dict[str, str], ub: bool = True
+) -> dict[str, str]:
     """Tensor -> the tensor that holds its data on the chip, for the outputs of epilogues
     folded into a Cube op, of residual Adds folded into a convolution, and of views
     (:data:`VIEW_OPS`: a reshaped tensor is the tensor it reshapes).
@@ -131,6 +310,7 @@ def kernel_aliases(graph: Graph, fused: dict[str, str], residual: dict[str, str]
     (:mod:`~hetnpu.simulator.ubfusion`) already write their end tensor under its own name.
     """
     alias: dict[str, str] = {}
+    const_epi, _, transposes = matmul_ub_fusion(graph, ub)
     for node in graph:
         if node.op_type in VIEW_OPS and node.inputs and node.inputs[0] and node.outputs:
             alias[node.outputs[0]] = alias.get(node.inputs[0], node.inputs[0])
@@ -138,11 +318,13 @@ def kernel_aliases(graph: Graph, fused: dict[str, str], residual: dict[str, str]
         root = fused.get(node.name)
         if root is None or not node.inputs or not node.outputs:
             continue
-        if node.op_type not in FUSED_EPILOGUES:
+        bias_src = _matmul_epilogue_source(graph, node, const_epi, transposes)
+        if node.op_type not in FUSED_EPILOGUES and bias_src is None:
             continue
         if root not in residual and graph.nodes[root].op_type not in FUSE_INTO:
             continue
-        src = alias.get(node.inputs[0], node.inputs[0])
+        first = bias_src or node.inputs[0]
+        src = alias.get(first, first)
         for t in node.outputs[:1]:
             if t:
                 alias[t] = src
