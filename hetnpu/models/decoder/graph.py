@@ -39,6 +39,7 @@ from hetnpu.models._builder import GraphBuilder, check_positive, shapes_only
 from hetnpu.models.decoder.assemble import DECODER_KEY, assemble, cache_names
 from hetnpu.models.decoder.config import DecoderConfig, load_config
 from hetnpu.models.decoder.moe import moe_layer
+from hetnpu.models.decoder.rope import rotary_embedding
 
 __all__ = [
     "DECODER_KEY",
@@ -77,14 +78,15 @@ class _Decoder:
         self.b = GraphBuilder(seed)
         self.c, self.batch, self.seq, self.kv_len, self.fused = c, batch, seq, kv_len, fused
         self.total = kv_len + seq
-        self._rope_tables: tuple[str, str] | None = None
+        self.rope_tables: tuple[str, str] | None = None
+        """cos and sin tables, built by the first rotary embedding (see rope.py)."""
         self._causal: str | None = None
         self.concat_cache = False
         """The cache grows by Concat nodes before the Attention op (see ``kv_cache``)."""
         self.repeat_kv = False
         """K and V are copied to one head per query head before attention (``kv_cache``)."""
         self.fused_rope = fused
-        """RoPE as the RotaryEmbedding op (else in basic ops, see ``rope``)."""
+        """RoPE as the RotaryEmbedding op, else in basic ops (:mod:`.rope`)."""
         self.even_moe = False
         """MoE layers dispatch tokens evenly instead of by their router (see moe.py)."""
 
@@ -117,66 +119,13 @@ class _Decoder:
         )
         return b.node("Mul", [b.node("Mul", [x, inv], scope), gamma], scope)
 
-    def rope_tables(self) -> tuple[str, str]:
-        """cos and sin of every position the graph addresses, [L + S, rotary_dim / 2]."""
-        if self._rope_tables is None:
-            c = self.c
-            inv_freq = c.rope_theta ** (
-                -np.arange(0, c.rotary_dim, 2, dtype=np.float64) / c.rotary_dim
-            )
-            angles = np.outer(np.arange(self.total, dtype=np.float64), inv_freq)
-            cos = self.b.constant("/rotary_emb", np.cos(angles).astype(np.float32))
-            sin = self.b.constant("/rotary_emb", np.sin(angles).astype(np.float32))
-            self._rope_tables = (cos, sin)
-        return self._rope_tables
-
     def reshape(self, x: str, scope: str, dims: list[int]) -> str:
         return self.b.node("Reshape", [x, self.b.constant(scope, np.array(dims, np.int64))], scope)
 
     # -- attention -------------------------------------------------------------------------
 
-    def rope(self, x: str, scope: str, heads: int) -> str:
-        """Rotary embedding of x [B, S, heads * head_dim] at ``position_ids``."""
-        c, b = self.c, self.b
-        cos, sin = self.rope_tables()
-        if self.fused_rope:
-            attrs: dict[str, Any] = {"num_heads": heads, "interleaved": int(c.rope_interleaved)}
-            if c.rotary_dim != c.head_dim:
-                attrs["rotary_embedding_dim"] = c.rotary_dim
-            return b.node("RotaryEmbedding", [x, cos, sin, "position_ids"], scope, **attrs)
-        bsz, s, d, r = self.batch, self.seq, c.head_dim, c.rotary_dim
-        x4 = self.reshape(x, scope, [bsz, s, heads, d])
-        unsq = b.constant(scope, np.array([2], np.int64))
-        cos = b.node("Unsqueeze", [b.node("Gather", [cos, "position_ids"], scope), unsq], scope)
-        sin = b.node("Unsqueeze", [b.node("Gather", [sin, "position_ids"], scope), unsq], scope)
-        if r < d:
-            split = b.constant(scope, np.array([r, d - r], np.int64))
-            rot, rest = self._split(x4, scope, split, 2)
-        else:
-            rot, rest = x4, None
-        if c.rope_interleaved:
-            pairs = self.reshape(rot, scope, [bsz, s, heads, r // 2, 2])
-            x1, x2 = self._split(pairs, scope, b.constant(scope, np.array([1, 1], np.int64)), 2)
-            last = b.constant(scope, np.array([-1], np.int64))
-            cos = b.node("Unsqueeze", [cos, last], scope)
-            sin = b.node("Unsqueeze", [sin, last], scope)
-        else:
-            half = b.constant(scope, np.array([r // 2, r // 2], np.int64))
-            x1, x2 = self._split(rot, scope, half, 2)
-        y1 = b.node(
-            "Sub", [b.node("Mul", [x1, cos], scope), b.node("Mul", [x2, sin], scope)], scope
-        )
-        y2 = b.node(
-            "Add", [b.node("Mul", [x2, cos], scope), b.node("Mul", [x1, sin], scope)], scope
-        )
-        y = b.node("Concat", [y1, y2], scope, axis=-1)
-        if c.rope_interleaved:
-            y = self.reshape(y, scope, [bsz, s, heads, r])
-        if rest is not None:
-            y = b.node("Concat", [y, rest], scope, axis=-1)
-        return self.reshape(y, scope, [bsz, s, heads * d])
-
-    def _split(self, x: str, scope: str, sizes: str, n: int) -> list[str]:
+    def split(self, x: str, scope: str, sizes: str, n: int) -> list[str]:
+        """The ``n`` outputs of a Split of ``x``'s last axis into ``sizes`` (a constant)."""
         node_out = self.b.node("Split", [x, sizes], scope, axis=-1)
         # Split has n outputs: rename the builder's single output list.
         node = self.b.nodes[-1]
@@ -208,7 +157,7 @@ class _Decoder:
                 c.qkv_bias,
             )
             sizes = b.constant(scope, np.array([qw, kvw, kvw], np.int64))
-            q, k, v = self._split(qkv, scope, sizes, 3)
+            q, k, v = self.split(qkv, scope, sizes, 3)
         else:
             q = self.linear(h, f"{scope}/q_proj", f"{prefix}.q_proj", c.hidden, qw, c.qkv_bias)
             k = self.linear(h, f"{scope}/k_proj", f"{prefix}.k_proj", c.hidden, kvw, c.qkv_bias)
@@ -216,8 +165,8 @@ class _Decoder:
         if c.qk_norm:
             q = self._head_norm(q, f"{scope}/q_norm", f"{prefix}.q_norm", c.heads)
             k = self._head_norm(k, f"{scope}/k_norm", f"{prefix}.k_norm", c.kv_heads)
-        q = self.rope(q, f"{scope}/rotary_q", c.heads)
-        k = self.rope(k, f"{scope}/rotary_k", c.kv_heads)
+        q = rotary_embedding(self, q, f"{scope}/rotary_q", c.heads)
+        k = rotary_embedding(self, k, f"{scope}/rotary_k", c.kv_heads)
         past_k, past_v, present_k, present_v = cache_names(i)
         mask = self._mask(scope)
         if self.fused and not self.concat_cache:
@@ -328,7 +277,7 @@ class _Decoder:
             gu = self.linear(
                 h, f"{scope}/dense_h_to_4h", f"{prefix}.dense_h_to_4h", c.hidden, 2 * width, False
             )
-            gate, up = self._split(
+            gate, up = self.split(
                 gu, scope, b.constant(scope, np.array([width, width], np.int64)), 2
             )
             names = ("dense_4h_to_h",)
