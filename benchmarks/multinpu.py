@@ -65,7 +65,7 @@ def _reuse_error() -> None:
     """A 4-layer TP-8 shard simulated whole (every layer) against 4 x layer + rest."""
     from hetnpu.devices.presets import npu_spec
     from hetnpu.whatif.llm import phase_time
-    from hetnpu.whatif.parallel_search import _shard
+    from hetnpu.whatif.shard_time import shard as _shard
 
     kv = _context(PROMPT, GENERATED)
     part = layer_time(MODEL, CHIP, TP, "decode", 16, 1, kv)

@@ -2,48 +2,14 @@
 parallelism on a topology, and the search for the fewest chips that meet a latency or
 throughput target.
 
-A step is timed by parts, each from the simulators:
+A step is timed by parts, each from the simulators (:mod:`hetnpu.whatif.shard_time`):
 
-- **one rank's shard of the model**: the decoder with ``heads/tp`` query heads,
-  ``kv_heads/tp`` K/V heads (one each when tp exceeds them: Megatron replicates them),
-  ``intermediate/tp`` FFN width (``expert_intermediate/tp`` of every expert of an MoE model
-  without EP) and ``vocab/tp`` embedding and LM-head rows, timed by the single-NPU LLM model
-  (:func:`hetnpu.whatif.llm.phase_time`: the fused graph simulated cycle by cycle, one layer
-  replayed for all, big prompt batches extrapolated). A shard of 2 and of 3 layers gives the
-  time of a layer (their difference) and of the rest (embedding, final norm, LM head); a
-  pipeline stage runs ``layers/pp`` layers, the last one the rest;
-- **two all-reduces per layer** of the hidden state (after attention and after the FFN),
-  [batch, seq, hidden] fp16, over the TP group on the topology's links, each its HCCL time on
-  idle links (:func:`hetnpu.simulator.collectives.closed_form_s`, which the collectives tests
-  pin to the simulated time); they sit on the critical path (nothing overlaps them in a
-  layer);
+- **one rank's shard of the model**, a layer and the rest (embedding, final norm, LM head)
+  simulated on one NPU; a pipeline stage runs ``layers/pp`` layers, the last one the rest;
+- **the TP group's collectives per layer** (two all-reduces of the hidden state; under EP a
+  reduce-scatter, an all-gather and the two all-to-alls), each its HCCL time on idle links;
+  they sit on the critical path (nothing overlaps them in a layer);
 - **a send/recv between pipeline stages** of the hidden state.
-
-**Expert parallelism** (an MoE model, ``ep > 1``) follows vllm-ascend's all-to-all MoE with
-sequence parallelism (``vllm_ascend/ops/fused_moe/prepare_finalize.py``,
-``PrepareAndFinalizeWithAll2All``: the tokens are split over the TP ranks before the MoE and
-all-gathered after; with ``replace_allreduce`` the attention's all-reduce becomes a
-reduce-scatter, "TP AG → Attn → TP RS"). The EP group is the stage's TP group (``ep = tp``:
-vllm's EP size is TP × DP, and DP is 1 here), so a layer on one rank is:
-
-- all-gather of the hidden state, attention over ``heads/tp`` heads on all ``T = batch ×
-  seq`` tokens, reduce-scatter of its output: rank r keeps tokens ``T/ep``;
-- the router on its tokens, then **dispatch**: an all-to-all sends each (token, choice) row
-  to the rank holding its expert (``experts/ep`` whole experts per rank, no TP inside an
-  expert), each rank holding ``ceil(T/ep) · k`` rows of ``hidden`` fp16 (MC2's
-  ``npu_moe_distribute_dispatch`` does the same all-to-all fused with the kernel);
-- the grouped matmul of its experts on the ``T·k/ep`` rows they receive (an even load, as
-  the ``even`` MoE form times it), then **combine**: the second all-to-all brings the rows
-  back, and rank r mixes its tokens' k rows.
-
-The layer's compute on one rank is ``P + Q - R``: ``P`` is the layer of a shard with
-``experts/ep`` experts (``k' = min(k, experts/ep)`` picked, over ``T' = ceil(T·k / (ep·k'))``
-tokens, so each expert gets the ``T·k/experts`` rows it gets in the model), ``Q`` and ``R``
-the layer of the attention shard with a 16-wide dense FFN (:data:`PROBE_FFN`) at ``T`` and at
-``T'`` tokens: ``P - R`` leaves the MoE of ``T'`` tokens, ``Q`` adds the attention of ``T``.
-What remains is the 16-wide FFN's difference between ``T`` and ``T'`` tokens (an
-assumption that it is negligible: one Cube fractal of work). The rest (embedding, LM head)
-is ``Q``'s.
 
 A decode step is timed at the mean cache length of the generation, ``prompt +
 generated/2`` tokens. Decode latency per token with ``pp`` stages runs ``m = pp``
@@ -54,18 +20,13 @@ token) runs the whole batch through the stages one after another. A configuratio
 workspace; an EP rank's shard holds ``experts/ep`` experts) fits the chip's HBM.
 
 Left out: overlap of collectives with compute (MC2 fuses the all-to-alls with the grouped
-matmul), host launch costs, MoE load imbalance (every expert gets the same rows), EP degrees
-other than 1 and tp (EP across pipeline stages, data-parallel attention), the router's
-replicated weights on an EP rank (it is counted for ``experts/ep`` experts: ``hidden ×
-experts`` elements a layer), and a shared expert's split (an EP rank runs it whole on its
-tokens).
+matmul), host launch costs, MoE load imbalance (every expert gets the same rows), and EP
+degrees other than 1 and tp (EP across pipeline stages, data-parallel attention).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -74,6 +35,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from hetnpu.errors import ConfigError, HetnpuError, ScheduleError
+from hetnpu.whatif.shard_time import (
+    PROBE_FFN,
+    LayerTime,
+    ep_collectives_s,
+    ep_tokens,
+    layer_time,
+    shard,
+)
 
 __all__ = [
     "PROBE_FFN",
@@ -90,17 +59,6 @@ __all__ = [
 
 TARGETS = ("per_token_ms", "ttft_ms", "tokens_per_s")
 _FP16 = 2  # bytes of an fp16 activation
-PROBE_FFN = 16
-"""FFN width of the attention-only shard an EP layer is timed with (see the module docstring):
-one 16-wide Cube fractal, so its own time barely changes with the tokens (assumption)."""
-
-
-@dataclass(frozen=True)
-class LayerTime:
-    """One layer's shard and the rest of the model on one chip, simulated (seconds)."""
-
-    layer_s: float
-    rest_s: float
 
 
 @dataclass(frozen=True)
@@ -138,112 +96,6 @@ class SearchResult:
     wall_s: float
     target: str
     value: float
-
-
-def _shard(model: str, tp: int, ep: int = 1) -> Any:
-    """One rank's shard: attention heads and vocabulary over ``tp``; an MoE model's experts
-    split by width over ``tp`` (``ep == 1``) or whole, ``experts/ep`` of them per rank."""
-    from hetnpu.models.decoder.config import load_config
-
-    c = load_config(model)
-    shard = dataclasses.replace(
-        c,
-        heads=c.heads // tp,
-        kv_heads=max(1, c.kv_heads // tp),
-        intermediate=c.intermediate // tp,
-        vocab=math.ceil(c.vocab / tp),
-    )
-    if not c.moe:
-        return shard
-    if ep == 1:
-        return dataclasses.replace(
-            shard,
-            expert_intermediate=c.expert_intermediate // tp,
-            shared_expert_intermediate=c.shared_expert_intermediate // tp,
-        )
-    local = c.experts // ep
-    return dataclasses.replace(
-        shard, experts=local, experts_per_token=min(c.experts_per_token, local)
-    )
-
-
-def _attention_shard(model: str, tp: int) -> Any:
-    """The TP shard's attention with a :data:`PROBE_FFN`-wide dense FFN instead of the MoE."""
-    return dataclasses.replace(
-        _shard(model, tp),
-        intermediate=PROBE_FFN,
-        experts=0,
-        experts_per_token=0,
-        expert_intermediate=0,
-        shared_expert_intermediate=0,
-    )
-
-
-def ep_tokens(model: str, ep: int, phase: str, batch: int, seq: int) -> tuple[int, int]:
-    """(batch, seq) of the pass whose MoE on an ``experts/ep`` shard does one EP rank's
-    expert work: ``T' = ceil(T·k / (ep·k'))`` tokens (see the module docstring)."""
-    from hetnpu.models.decoder.config import load_config
-
-    c = load_config(model)
-    k, local_k = c.experts_per_token, _shard(model, 1, ep).experts_per_token
-    if phase == "decode":
-        return math.ceil(batch * k / (ep * local_k)), seq
-    return batch, math.ceil(seq * k / (ep * local_k))
-
-
-def _two_three(shard: Any, spec: Any, phase: str, batch: int, seq: int, kv_len: int) -> LayerTime:
-    from hetnpu.whatif.llm import phase_time
-
-    two, three = (
-        phase_time(shard.with_layers(n), spec, "fp16", phase=phase, batch=batch, seq=seq,
-                   kv_len=kv_len).seconds
-        for n in (2, 3)
-    )  # fmt: skip
-    layer = three - two
-    return LayerTime(layer, max(two - 2 * layer, 0.0))
-
-
-@functools.lru_cache(maxsize=256)
-def layer_time(
-    model: str, chip: str, tp: int, phase: str, batch: int, seq: int, kv_len: int, ep: int = 1
-) -> LayerTime:
-    """One rank's layer and rest times on ``chip``: its TP shard, or with ``ep > 1`` its
-    attention under TP and its experts under EP (see the module docstring)."""
-    from hetnpu.devices.presets import npu_spec
-
-    spec = npu_spec(chip)
-    if ep == 1:
-        return _two_three(_shard(model, tp), spec, phase, batch, seq, kv_len)
-    b, s = ep_tokens(model, ep, phase, batch, seq)
-    experts = _two_three(_shard(model, tp, ep), spec, phase, b, s, kv_len)
-    attention = _two_three(_attention_shard(model, tp), spec, phase, batch, seq, kv_len)
-    probe = _two_three(_attention_shard(model, tp), spec, phase, b, s, kv_len)
-    return LayerTime(experts.layer_s - probe.layer_s + attention.layer_s, attention.rest_s)
-
-
-def ep_collectives_s(
-    model: str, topology: Any, tp: int, ep: int, batch: int, seq: int
-) -> tuple[float, float]:
-    """Per layer, (the TP group's collectives, the two all-to-alls) of ``batch × seq``
-    tokens in seconds: two all-reduces of the hidden state with ``ep == 1``; with EP a
-    reduce-scatter and an all-gather of it, and a dispatch and a combine each of
-    ``ceil(T/ep) · k`` rows of ``hidden`` fp16 per rank."""
-    from hetnpu.models.decoder.config import load_config
-    from hetnpu.simulator.collectives import closed_form_s
-
-    c = load_config(model)
-    ranks = topology.device_names()
-    hidden = batch * seq * c.hidden * _FP16
-    if tp == 1:
-        return 0.0, 0.0
-    if ep == 1:
-        return 2 * closed_form_s("all-reduce", ranks[:tp], hidden, topology), 0.0
-    tp_s = closed_form_s("reduce-scatter", ranks[:tp], hidden, topology) + closed_form_s(
-        "all-gather", ranks[:tp], hidden, topology
-    )
-    rows = math.ceil(batch * seq / ep) * c.experts_per_token
-    a2a = closed_form_s("all-to-all", ranks[:ep], rows * c.hidden * _FP16, topology)
-    return tp_s, 2 * a2a
 
 
 def _check(c: Any, tp: int, pp: int, ep: int) -> None:
@@ -304,7 +156,7 @@ def step_point(
     name = topology.name
     _check(c, tp, pp, ep)
     mem = memory(
-        _shard(model, tp, ep).with_layers(c.layers // pp),
+        shard(model, tp, ep).with_layers(c.layers // pp),
         npu_spec(chip).hbm_bytes,
         batch=batch,
         prompt=prompt,
@@ -315,7 +167,7 @@ def step_point(
         # memory() counts every token through k full-width experts of the shard; an EP rank
         # holds T·k/ep such rows, as many elements as a TP rank's T·k rows of width F/tp.
         tp_mem = memory(
-            _shard(model, tp).with_layers(c.layers // pp),
+            shard(model, tp).with_layers(c.layers // pp),
             npu_spec(chip).hbm_bytes,
             batch=batch,
             prompt=prompt,

@@ -21,7 +21,8 @@ from hetnpu.scheduler.parallel import expert_parallel_plan
 from hetnpu.simulator.collectives import closed_form_s
 from hetnpu.simulator.system import simulate_system
 from hetnpu.whatif.llm import memory
-from hetnpu.whatif.parallel_search import LayerTime, _context, _shard, step_point
+from hetnpu.whatif.parallel_search import LayerTime, _context, step_point
+from hetnpu.whatif.shard_time import shard as _shard
 
 MODEL, CHIP = "mixtral-8x7b", "ascend910b4"
 BATCH, SEQ, HIDDEN, K = 2, 4, 64, 2  # the tiny MoE's tokens: 8, each to 2 of 8 experts
