@@ -75,6 +75,7 @@ from hetnpu.simulator.prepare import (
     fusions,
     input_transdata,
     kernel_aliases,
+    matmul_ub_fusion,
     npu_refusal,
     residual_adds,
 )
@@ -139,9 +140,10 @@ class _Run:
         self.current = "(start)"
         # TBE UB fusions of a MatMul with its elementwise tail: not on split (A2) chips.
         ub = not ctx.split
-        self.fused, self.chain_writes = fusions(graph, ub)
-        self.residual = residual_adds(graph, ub)
-        self.alias = kernel_aliases(graph, self.fused, self.residual, ub)
+        mm = matmul_ub_fusion(graph, ub)  # once: the three passes below all read it
+        self.residual = residual_adds(graph, ub, mm)
+        self.fused, self.chain_writes = fusions(graph, ub, mm, self.residual)
+        self.alias = kernel_aliases(graph, self.fused, self.residual, ub, mm)
         """Tensor -> the tensor a fused kernel really writes in its place (L2 residency)."""
         self.control = ControlOptions()
         """If/Loop/Scan choices and fed values (set by :func:`simulate`)."""

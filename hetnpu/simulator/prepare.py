@@ -36,15 +36,26 @@ __all__ = [
 ]
 
 
-def fusions(graph: Graph, ub: bool = True) -> tuple[dict[str, str], dict[str, str]]:
+MatmulUb = tuple[dict[str, str], dict[str, str], dict[str, str]]
+"""What :func:`matmul_ub_fusion` returns."""
+
+
+def fusions(
+    graph: Graph,
+    ub: bool = True,
+    mm: MatmulUb | None = None,
+    residual: dict[str, str] | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
     """(fused node → the node whose kernel runs it, root of each fused elementwise chain →
     the tensor its kernel writes instead of its own).
 
     Activations and BatchNormalization fold into a Cube op (Conv, Gemm, MatMul) or into a
     residual Add (:func:`residual_adds`), as ATC's buffer fusion does; chains of the
     elementwise ops left over fold into their first op (:mod:`hetnpu.simulator.ubfusion`).
+    ``mm`` and ``residual`` are :func:`matmul_ub_fusion` and :func:`residual_adds` of the
+    graph when the caller has them already (the simulator computes each once).
     """
-    epilogues = epilogue_map(graph, ub)
+    epilogues = epilogue_map(graph, ub, mm, residual)
     chains = elementwise_chains(graph, epilogues)
     return {**epilogues, **chains}, chain_outputs(graph, chains)
 
@@ -59,14 +70,20 @@ def fused_writes(graph: Graph) -> dict[str, str]:
     return fusions(graph)[1]
 
 
-def epilogue_map(graph: Graph, ub: bool = True) -> dict[str, str]:
+def epilogue_map(
+    graph: Graph,
+    ub: bool = True,
+    mm: MatmulUb | None = None,
+    residual: dict[str, str] | None = None,
+) -> dict[str, str]:
     """Epilogue node → the Cube op or residual Add it folds into (single consumer, first input).
 
     A MatMul's bias Add (:func:`bias_add_input`) is an epilogue of its MatMul, whichever input
     of the Add the MatMul feeds.
     """
-    residual = residual_adds(graph, ub)
-    const_epi, _, transposes = matmul_ub_fusion(graph, ub)
+    mm = matmul_ub_fusion(graph, ub) if mm is None else mm
+    residual = residual_adds(graph, ub, mm) if residual is None else residual
+    const_epi, _, transposes = mm
     fused: dict[str, str] = {}
     for node in graph:
         if node.is_constant or not node.inputs:
@@ -138,7 +155,7 @@ def bias_add_input(graph: Graph, node: Node) -> str | None:
     return None
 
 
-def residual_adds(graph: Graph, ub: bool = True) -> dict[str, str]:
+def residual_adds(graph: Graph, ub: bool = True, mm: MatmulUb | None = None) -> dict[str, str]:
     """Residual Adds folded into the Cube op that produces one of their inputs: Add node →
     the input tensor it takes straight from that op's output path.
 
@@ -170,7 +187,7 @@ def residual_adds(graph: Graph, ub: bool = True) -> dict[str, str]:
             if root.op_type == "Conv" and not root.is_constant:
                 out[node.name] = mine
                 break
-    out.update(matmul_ub_fusion(graph, ub)[1])
+    out.update((matmul_ub_fusion(graph, ub) if mm is None else mm)[1])
     return out
 
 
@@ -184,9 +201,7 @@ _MATMUL_UB_OPS = frozenset({"Add", "Div"})
 counterpart; Relu is already an epilogue of every Cube op)."""
 
 
-def matmul_ub_fusion(
-    graph: Graph, ub: bool = True
-) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+def matmul_ub_fusion(graph: Graph, ub: bool = True) -> MatmulUb:
     """The UB fusions of a MatMul/Gemm kernel with what follows it, as three maps
     (node → the MatMul-side tensor it continues from):
 
@@ -295,7 +310,11 @@ nothing is read or written (GE removes them from the graph it runs)."""
 
 
 def kernel_aliases(
-    graph: Graph, fused: dict[str, str], residual: dict[str, str], ub: bool = True
+    graph: Graph,
+    fused: dict[str, str],
+    residual: dict[str, str],
+    ub: bool = True,
+    mm: MatmulUb | None = None,
 ) -> dict[str, str]:
     """Tensor -> the tensor that holds its data on the chip, for the outputs of epilogues
     folded into a Cube op, of residual Adds folded into a convolution, and of views
@@ -310,7 +329,7 @@ def kernel_aliases(
     (:mod:`~hetnpu.simulator.ubfusion`) already write their end tensor under its own name.
     """
     alias: dict[str, str] = {}
-    const_epi, _, transposes = matmul_ub_fusion(graph, ub)
+    const_epi, _, transposes = matmul_ub_fusion(graph, ub) if mm is None else mm
     for node in graph:
         if node.op_type in VIEW_OPS and node.inputs and node.inputs[0] and node.outputs:
             alias[node.outputs[0]] = alias.get(node.inputs[0], node.inputs[0])
