@@ -13,6 +13,9 @@ modeling_chatglm.py (Ascend/torchair ``npu_tuned_model/llm/chatglm`` at c731684)
 - ``rope="decomposed"``: its ``apply_rotary_pos_emb`` stays in torch ops (the README's
   optimisations replace attention and RMSNorm only), where the LLaMA script calls the fused
   ``npu_apply_rotary_pos_emb``.
+- ``mask="tensor"``: its prompt calls ``npu_prompt_flash_attention`` with the causal mask and
+  ``next_tokens=65535``, so the kernel computes every key block and masks it (the LLaMA script
+  passes ``next_tokens=0``, and the kernel skips the blocks past the diagonal).
 
 LLaMA-2-70B tensor-parallel over the server's eight NPUs is timed by
 :func:`hetnpu.whatif.parallel_search.step_point` (TP 8 on the ``atlas-800i-a2`` topology, two
@@ -44,7 +47,7 @@ def llm_rows(rows: Iterable[Any], chip: str | None = None) -> list[tuple[Any, fl
             if row.batch not in runs:
                 runs[row.batch] = estimate(
                     "chatglm3-6b", npu, batch=row.batch, prompt=1024, generate=1024,
-                    kv_cache="concat-repeat", rope="decomposed",
+                    kv_cache="concat-repeat", rope="decomposed", mask="tensor",
                 )  # fmt: skip
             e = runs[row.batch]
             out.append((row, (e.ttft_s if prefill else e.mean_token_s) * 1e3))

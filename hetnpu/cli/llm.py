@@ -80,6 +80,14 @@ def llm(
             "code that keeps its Python RoPE)."
         ),
     ] = "fused",
+    mask: Annotated[
+        str,
+        typer.Option(
+            help="is_causal (the prompt's flash attention skips the key blocks past the "
+            "diagonal) or tensor (it gets the causal mask as a tensor and computes every "
+            "block, as a prompt flash attention with next_tokens=65535)."
+        ),
+    ] = "is_causal",
     full: Annotated[
         bool, typer.Option(help="Simulate every layer, sequence and step (slow).")
     ] = False,
@@ -96,7 +104,8 @@ def llm(
 
     base = {"model": model, "chip": chip or default_chip(), "batch": batch, "prompt": prompt,
             "generate": generate, "precision": precision, "replay": not full,
-            "require_fit": require_fit, "kv_cache": kv_cache, "rope": rope}  # fmt: skip
+            "require_fit": require_fit, "kv_cache": kv_cache, "rope": rope,
+            "mask": mask}  # fmt: skip
     sets = parse_sets(set_)
     axes = _sweep_axes(sweep)
     points = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]

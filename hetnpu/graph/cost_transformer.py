@@ -5,9 +5,9 @@ Counting conventions (those of :mod:`hetnpu.graph.cost`):
 - **Attention** MACs are ``Q Kᵀ`` and ``P V``: ``2·B·q_heads·S·T·head_dim`` with ``T`` the
   keys each query sees: those before the queries (the past, or the keys of K beyond the S
   queries) plus the S new ones, of which a causal query sees ``(S + 1) / 2`` on average, as a
-  flash-attention kernel skips the blocks above the diagonal. A query block with a mask input
-  is counted as causal too (the mask :mod:`hetnpu.models.decoder` writes; a padding mask on an
-  encoder is counted at half its keys, a known undercount). FLOPs add the softmax's 5 per
+  flash-attention kernel skips the blocks above the diagonal (``is_causal``). A mask input
+  alone is counted over every key: a kernel given only a mask tensor cannot know its pattern,
+  so it computes every block and applies the mask to it. FLOPs add the softmax's 5 per
   score (max, subtract, exp, sum, divide, as ``Softmax`` is counted) and the scale's 1.
 - **RotaryEmbedding**: 3 FLOPs per rotated element (two multiplies and an add) of the
   ``rotary_embedding_dim`` dims of each head (all of them when 0).
@@ -45,8 +45,7 @@ def attention_work(graph: Graph, node: Node) -> tuple[int, int]:
         new_keys = k[2] if k and len(k) == 4 else seq
     past = _shape(graph, node.inputs[4]) if len(node.inputs) > 4 else None
     kv_len = (past[2] if past else 0) + new_keys - seq  # keys before the queries
-    masked = len(node.inputs) > 3 and bool(node.inputs[3])
-    causal = seq > 1 and (bool(node.attrs.get("is_causal", 0)) or masked)
+    causal = seq > 1 and bool(node.attrs.get("is_causal", 0))
     keys = kv_len + ((seq + 1) / 2 if causal else seq)
     scores = math.ceil(batch * heads * seq * keys)
     macs = 2 * scores * head_dim

@@ -24,11 +24,8 @@ Each shortcut is tested against the full simulation on a small model (``tests/ll
 and decode steps within 2 %, the prompt-batch extrapolation within 5 % (see
 :data:`PREFILL_TOKENS`).
 
-Memory: weights (parameters × element bytes), the KV cache at the final context
-(:meth:`~hetnpu.models.decoder.DecoderConfig.kv_bytes_per_token`), activations (the live
-tensors of a prefill layer, see :func:`memory`) and a runtime workspace
-(:data:`WORKSPACE_BYTES`), against the chip's HBM; :func:`memory` also gives the largest batch
-and context that fit.
+Memory: weights, KV cache, activations and workspace against the chip's HBM, with the largest
+batch and context that fit (:mod:`hetnpu.whatif.llm_memory`, re-exported here).
 
 MoE layers are timed with an even expert load (``build_decoder(moe="even")``); the KV cache is
 appended in place unless ``kv_cache="concat"`` asks for the copy Hugging Face's ``torch.cat``
@@ -57,6 +54,7 @@ from hetnpu.models.decoder import DecoderConfig, build_decoder, load_config
 from hetnpu.simulator import SimResult, simulate
 from hetnpu.simulator.frontend import torch_frontend
 from hetnpu.simulator.spec_key import chip_key
+from hetnpu.whatif.llm_memory import WORKSPACE_BYTES, Memory, memory
 
 __all__ = [
     "DECODE_SAMPLES",
@@ -87,13 +85,6 @@ of the 16 sequences: extrapolating from 2048 and 4096 rows is 2.4 % (Qwen2-7B) a
 DECODE_SAMPLES = 4
 """KV lengths at which decode steps are simulated (interpolated between)."""
 
-WORKSPACE_BYTES = 1 << 30
-"""Runtime workspace reserved on the device (assumption: 1 GiB for the framework's caching
-allocator, HCCL and operator workspaces; no source gives a figure, and torch_npu reserves it
-dynamically)."""
-
-ITEMSIZE = {"fp16": 2, "bf16": 2, "fp32": 4}
-
 
 def default_chip() -> str:
     """``ascend910b4`` (one 910B of an Atlas 800I A2) when the preset exists, else ascend910b."""
@@ -111,29 +102,6 @@ class PhaseTime:
     """Op class → compute or memory: which bound most of its time was."""
     wall_s: float
     """Wall time of the simulations behind this figure."""
-
-
-@dataclass(frozen=True)
-class Memory:
-    """Device memory in bytes, and what fits."""
-
-    weights: int
-    kv_cache: int
-    activations: int
-    workspace: int
-    capacity: int
-    max_batch: int
-    """Largest batch whose memory fits at this context (0: not even one sequence)."""
-    max_context: int
-    """Largest prompt + generated tokens that fits at this batch."""
-
-    @property
-    def total(self) -> int:
-        return self.weights + self.kv_cache + self.activations + self.workspace
-
-    @property
-    def fits(self) -> bool:
-        return self.total <= self.capacity
 
 
 @dataclass(frozen=True)
@@ -261,13 +229,15 @@ def phase_time(
     replay: bool = True,
     kv_cache: str = "inplace",
     rope: str | None = None,
+    mask: str = "is_causal",
 ) -> PhaseTime:
     """Simulated time of one pass (see the module docstring for the replay); ``replay=False``
     simulates every layer and the whole batch."""
     rope = rope or "fused"  # the LLM graphs are the fused form: None and "fused" are one graph
     if not replay or config.layers == 1:
         res = _simulate(config, spec, precision, config.layers, phase=phase, batch=batch,
-                        seq=seq, kv_len=kv_len, kv_cache=kv_cache, rope=rope)  # fmt: skip
+                        seq=seq, kv_len=kv_len, kv_cache=kv_cache, rope=rope,
+                        mask=mask)  # fmt: skip
         return _phase(res, spec, {})
 
     # A prompt pass leaves each layer's activations dirty in L2, and the next layer's evict and
@@ -280,7 +250,8 @@ def phase_time(
 
     def layers_replayed(sim_batch: int) -> PhaseTime:
         res = _simulate(config, spec, precision, sim_layers, phase=phase, batch=sim_batch,
-                        seq=seq, kv_len=kv_len, kv_cache=kv_cache, rope=rope)  # fmt: skip
+                        seq=seq, kv_len=kv_len, kv_cache=kv_cache, rope=rope,
+                        mask=mask)  # fmt: skip
         return _phase(res, spec, weights)
 
     most = max(1, PREFILL_TOKENS // seq)
@@ -332,54 +303,6 @@ def _phase(res: SimResult, spec: NpuSpec, weight: Mapping[int, float]) -> PhaseT
     )
 
 
-def memory(
-    config: DecoderConfig,
-    capacity: int,
-    *,
-    batch: int,
-    prompt: int,
-    generate: int,
-    precision: str,
-    workspace: int = WORKSPACE_BYTES,
-) -> Memory:
-    """Device memory of a request, and the largest batch and context that fit.
-
-    ``activations`` are the live tensors of one prefill layer, per token: the residual stream,
-    the normalised input and the attention output (3 × hidden), Q, K and V, and the FFN's gate
-    and up outputs (2 × intermediate, per expert routed for MoE); plus the last position's
-    float32 logits (4 × vocab per sequence).
-    """
-    item = ITEMSIZE[precision]
-    weights = config.param_count() * item
-    context = prompt + generate
-    kv_token = config.kv_bytes_per_token(item)
-    ffn = (
-        config.experts_per_token * config.expert_intermediate + config.shared_expert_intermediate
-        if config.moe
-        else config.intermediate
-    )
-    qkv = (config.heads + 2 * config.kv_heads) * config.head_dim
-    act_token = (3 * config.hidden + qkv + 2 * ffn) * item
-    per_seq_fixed = 4 * config.vocab
-
-    free = capacity - weights - workspace
-    per_seq = context * kv_token + prompt * act_token + per_seq_fixed
-    max_batch = max(0, free // per_seq) if free > 0 else 0
-    # Largest context at this batch, the prompt taking the same share of it as asked.
-    per_token = batch * (kv_token + act_token * prompt / context)
-    room = free - batch * per_seq_fixed
-    max_context = int(room // per_token) if room > 0 else 0
-    return Memory(
-        weights=weights,
-        kv_cache=batch * context * kv_token,
-        activations=batch * (prompt * act_token + per_seq_fixed),
-        workspace=workspace,
-        capacity=capacity,
-        max_batch=int(max_batch),
-        max_context=max_context,
-    )
-
-
 def estimate(
     model: Any,
     chip: str | NpuSpec | None = None,
@@ -394,6 +317,7 @@ def estimate(
     require_fit: bool = False,
     kv_cache: str = "inplace",
     rope: str | None = None,
+    mask: str = "is_causal",
 ) -> LlmEstimate:
     """TTFT, decode latency, tokens/s and memory of ``model`` on ``chip``.
 
@@ -424,6 +348,10 @@ def estimate(
         ``decomposed`` times the rotary embedding in basic ops, as modeling code that keeps its
         Python RoPE runs (default: the fused RotaryEmbedding kernel);
         :func:`~hetnpu.models.decoder.build_decoder`'s ``rope``.
+    mask
+        ``tensor`` gives the prompt's flash attention its causal mask as a tensor, which it
+        computes every key block for (default ``is_causal``, which skips the blocks past the
+        diagonal); :func:`~hetnpu.models.decoder.build_decoder`'s ``mask``.
 
     Raises
     ------
@@ -457,8 +385,9 @@ def estimate(
             f"largest batch that fits: {mem.max_batch}, largest context: {mem.max_context}"
         )
     shape = {"batch": batch, "kv_cache": kv_cache, "rope": rope}
+    prompt_shape = {**shape, "mask": mask}
     prefill = phase_time(config, spec, precision, phase="prefill", seq=prompt, kv_len=0,
-                         replay=replay, **shape)  # fmt: skip
+                         replay=replay, **prompt_shape)  # fmt: skip
     steps = np.arange(prompt, prompt + generate - 1)  # KV length before each decode step
     decode: PhaseTime | None = None
     points: list[tuple[int, float]] = []

@@ -182,6 +182,31 @@ def test_a_decomposed_rope_in_a_fused_graph_gives_the_same_logits(family):
     np.testing.assert_allclose(out["decomposed"]["logits"], out["fused"]["logits"], atol=1e-5)
 
 
+@pytest.mark.parametrize("kv_cache", ["inplace", "concat-repeat"])
+def test_a_causal_mask_given_as_a_tensor_gives_the_same_logits(kv_cache):
+    cfg, p = FAMILIES["chatglm"], 6
+    feeds = {
+        "input_ids": np.random.default_rng(3).integers(0, 97, (2, p)),
+        "position_ids": np.tile(np.arange(p), (2, 1)),
+    }
+    out = {}
+    for mask in ("is_causal", "tensor"):
+        model = build_decoder(cfg, "prefill", batch=2, seq=p, kv_cache=kv_cache, mask=mask)
+        attention = [n for n in model.graph.node if n.op_type == "Attention"]
+        given = [len(n.input) > 3 and bool(n.input[3]) for n in attention]
+        flagged = [any(a.name == "is_causal" and a.i for a in n.attribute) for n in attention]
+        # One way or the other, never both: the tensor form leaves the kernel no causal flag.
+        assert given == [mask == "tensor"] * len(attention)
+        assert flagged == [mask == "is_causal"] * len(attention)
+        out[mask] = _run(model, feeds)
+    np.testing.assert_allclose(out["tensor"]["logits"], out["is_causal"]["logits"], atol=1e-5)
+
+
+def test_an_unknown_mask_form_is_refused():
+    with pytest.raises(ConfigError, match="mask 'band'"):
+        build_decoder(tiny_config(), mask="band")
+
+
 def test_an_unknown_rope_form_is_refused():
     with pytest.raises(ConfigError, match="rope 'half'"):
         build_decoder(tiny_config(), rope="half")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hetnpu.devices.presets import load_npu
+from hetnpu.graph import load
+from hetnpu.graph.cost_transformer import attention_work
 from hetnpu.models.decoder import build_decoder, load_config
 from hetnpu.simulator import simulate
 from hetnpu.simulator.frontend import torch_frontend
@@ -90,6 +92,27 @@ def test_a_repeated_cache_beyond_l2_costs_its_traffic_at_hbm_speed():
     moved = 2 * cache * (1 + c.groups + c.groups - 1)
     floor = moved / spec.hbm_bytes_per_s * spec.clock_hz
     assert floor <= extra < 1.5 * floor
+
+
+def test_a_prompt_given_its_mask_as_a_tensor_computes_the_whole_square():
+    # The kernel cannot know a mask tensor's pattern (CANN's sparse_mode 0 with next_tokens
+    # past the keys): every key block is computed and masked, so exactly the square.
+    seq = 2048
+    res = _run(build_decoder(GROUPED, "prefill", seq=seq, weights="absent", mask="tensor"))
+    c = load_config(GROUPED)
+    square = 2 * c.heads * seq * seq * c.head_dim
+    op = _op(res, "Attention")
+    assert op.macs == square
+    # The square at the Cube's rate over every core, plus the pipeline's fill and drain.
+    spec = load_npu(CHIP)
+    bound = square / (16 * 16 * 16 * spec.ai_cores)
+    assert bound < op.cycles - op.launch_cycles < 1.2 * bound
+    causal = _op(_run(build_decoder(GROUPED, "prefill", seq=seq, weights="absent")), "Attention")
+    assert causal.cycles < 0.8 * op.cycles
+    # The roofline's count agrees with the lowering's.
+    graph = load(build_decoder(GROUPED, "prefill", seq=seq, weights="absent", mask="tensor"))
+    node = next(n for n in graph.nodes.values() if n.op_type == "Attention")
+    assert attention_work(graph, node)[0] == square
 
 
 def test_causal_prefill_attention_does_about_half_the_square():

@@ -126,6 +126,9 @@ def test_cli_bad_input_exits_2_with_one_line(capsys, tmp_path):
     assert len(err) == 1 and "no-such-model" in err[0]
     assert main(["llm", "llama-2-7b", "--prompt", "4000", "--generate", "200"]) == 2
     assert "4200 tokens exceeds its 4096 positions" in capsys.readouterr().err
+    assert main(["llm", "llama-2-7b", "--mask", "band", "--generate", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mask 'band'" in err[0]
 
 
 _PATHS: dict[str, str] = {}

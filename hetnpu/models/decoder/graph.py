@@ -65,6 +65,8 @@ DTYPES: dict[str, int] = {
 it is simulated, whatever the model's dtype, as ATC's ``--precision_mode`` does."""
 KV_CACHE_FORMS = ("inplace", "concat", "concat-repeat")
 """How a pass grows and reads the KV cache (``build_decoder``'s ``kv_cache``)."""
+MASK_FORMS = ("is_causal", "tensor")
+"""How a fused prompt pass says it is causal (``build_decoder``'s ``mask``)."""
 INIT_STD = 0.02  # transformers' initializer_range default for these families
 _MASKED = -65504.0  # what a masked score adds: float16's lowest finite value
 
@@ -87,6 +89,8 @@ class _Decoder:
         """K and V are copied to one head per query head before attention (``kv_cache``)."""
         self.fused_rope = fused
         """RoPE as the RotaryEmbedding op, else in basic ops (:mod:`.rope`)."""
+        self.mask_tensor = False
+        """A fused prompt takes its causal mask as a tensor, not ``is_causal`` (``mask``)."""
         self.even_moe = False
         """MoE layers dispatch tokens evenly instead of by their router (see moe.py)."""
 
@@ -238,8 +242,9 @@ class _Decoder:
 
     def _mask(self, scope: str) -> str | None:
         """The additive causal mask [S, L + S], or None where is_causal or no mask does it:
-        a prompt without a past (is_causal) and a one-token step (attends to everything)."""
-        if self.seq == 1 or (self.fused and self.kv_len == 0):
+        a fused prompt without a past (is_causal, unless ``mask="tensor"``) and a one-token
+        step (attends to everything)."""
+        if self.seq == 1 or (self.fused and self.kv_len == 0 and not self.mask_tensor):
             return None
         if self._causal is not None:
             return self._causal
@@ -346,6 +351,7 @@ def build_decoder(
     moe: str | None = None,
     kv_cache: str = "inplace",
     rope: str | None = None,
+    mask: str = "is_causal",
     seed: int = 0,
 ) -> onnx.ModelProto:
     """One forward pass of a decoder-only transformer as an ONNX model.
@@ -393,6 +399,12 @@ def build_decoder(
         The rotary embedding's form when it differs from ``attention``'s: a fused graph whose
         RoPE stays in basic ops (Gather, Split, Mul, Sub, Add, Concat), as modeling code that
         replaced attention and RMSNorm by NPU kernels but kept its Python RoPE runs.
+    mask : {"is_causal", "tensor"}
+        How the fused form's prompt without a past is made causal: the Attention op's
+        ``is_causal`` (a kernel that skips the key blocks past the diagonal), or the causal
+        mask as its ``attn_mask`` input (a kernel that computes every block and masks it, as
+        torchair's ChatGLM3 script's prompt flash attention with ``next_tokens=65535`` does).
+        A prompt after a past, and the decomposed form, always take the mask as a tensor.
     seed : int
         Seed of the weights; the same seed gives byte-identical models.
 
@@ -443,6 +455,8 @@ def build_decoder(
             "rope 'fused' needs attention='fused' (RotaryEmbedding is an opset-23 op; the "
             "decomposed form is opset 18)"
         )
+    if mask not in MASK_FORMS:
+        raise ConfigError(f"mask {mask!r}: choose one of {', '.join(MASK_FORMS)}")
     moe = moe or ("even" if weights == "absent" else "routed")
     if moe not in ("routed", "even"):
         raise ConfigError(f"moe {moe!r}: choose routed or even")
@@ -455,6 +469,7 @@ def build_decoder(
     net.concat_cache = kv_cache != "inplace"
     net.repeat_kv = kv_cache == "concat-repeat"
     net.fused_rope = rope == "fused"
+    net.mask_tensor = mask == "tensor"
     x = net.embed()
     for i in range(c.layers):
         x = net.mlp(net.attention(x, i), i)
@@ -467,6 +482,7 @@ def build_decoder(
         "kv_len": kv_len,
         "attention": attention,
         "rope": rope,
+        "mask": mask,
         "dtype": dtype,
         "moe": moe if c.moe else None,
         "kv_cache": kv_cache if attention == "fused" or net.repeat_kv else "concat",

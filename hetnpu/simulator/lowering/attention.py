@@ -8,8 +8,19 @@ multi-query head's K and V stream from HBM once for the whole group, as the vend
 for GQA). An item streams its K and V rows (the past cache, read in place, then the new rows)
 through the Cube: ``Q Kᵀ`` and ``P V`` are ``rows × T × head_dim`` MACs each, written here as
 two K-streamed products (K rows as the B operand, then V rows), so the bytes each pulls from GM
-are exactly the K and V bytes. A causal prompt skips the key blocks above the diagonal: the
-query block ending at row ``s`` reads ``kv_len + s + 1`` keys. When there are fewer items than
+are exactly the K and V bytes. A causal prompt (``is_causal``) skips the key blocks above the
+diagonal: the query block ending at row ``s`` reads ``kv_len + s + 1`` keys. A mask input
+alone does not: the kernel cannot know the mask's pattern, so it computes every block and
+applies the mask to it, as CANN's prompt flash attention does in ``sparse_mode`` 0 (it
+computes the band between ``preTokens`` and ``nextTokens`` and masks within it; CANN
+ops-transformer ``docs/en/context/sparse_mode_introduction.md``): torchair's ChatGLM3 script
+calls it with ``next_tokens=65535``, the whole square, its LLaMA script with
+``next_tokens=0``, the causal half. The items are dealt to the cores in order, each core's
+run ending where its share of the keys is reached (a causal prompt's later blocks weigh
+more), as the prompt kernel's tiling balances them (CANN ops-adv
+``prompt_flash_attention_tiling.cpp``, ``PromptFlashAttentionSplitNSNew``: a weight per
+query block, ``k + 1`` key blocks when causal, all of them otherwise, and each core's run
+closed at ``total / cores`` times its index). When there are fewer items than
 Cube cores (a decode step of a small batch), each item's keys are split among the idle cores,
 as CANN's fused attention does in its flash-decoding mode (CANN ops-transformer,
 ``attention/incre_flash_attention``: tiling field ``splitKVNum``, "number of S2 partitions
@@ -21,9 +32,8 @@ Left out: the softmax on the AIVs and its round trip through the GM workspace (t
 kernels pipeline it under the Cube's two products, C:V = 1:2 on the 910B, ascend-facts §1.9),
 and flash decoding's combine of the partial results (a few rows per item);
 the cache write is the new rows only (the cache is updated in place, torchair's
-``scatter_update``), though the op's ONNX outputs are the whole present cache; a mask input is
-taken to be causal (the only mask :mod:`hetnpu.models.decoder` writes); sliding windows;
-softcap; dropout.
+``scatter_update``), though the op's ONNX outputs are the whole present cache; the mask's own
+reads (one byte or element per score, from L2); sliding windows; softcap; dropout.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ from hetnpu.simulator.lowering.common import (
 )
 from hetnpu.simulator.lowering.cube_template import cube_init_flags, cube_program
 from hetnpu.simulator.lowering.vector_template import vector_lowering
-from hetnpu.simulator.tiler import split_even, tile_cube
+from hetnpu.simulator.tiler import tile_cube
 
 __all__ = [
     "ATTENTION_LOWERINGS",
@@ -98,9 +108,7 @@ def lower_attention(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     batch, heads, kv_heads, seq, kv_len, d = _attention_shapes(node, graph)
     if heads % kv_heads:
         raise Unsupported(f"Attention with {heads} query heads over {kv_heads} kv heads")
-    causal = seq > 1 and (
-        bool(node.attrs.get("is_causal", 0)) or (len(node.inputs) > 3 and bool(node.inputs[3]))
-    )
+    causal = seq > 1 and bool(node.attrs.get("is_causal", 0))
     rows = heads // kv_heads * seq
     q_block = min(rows, _Q_ROWS)
     items: list[tuple[int, int]] = []  # (query rows, keys read) per item
@@ -135,7 +143,7 @@ def lower_attention(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
         k_role, v_role = "in4", "in5"
     memo: dict[tuple[tuple[int, int], ...], tuple[Instr, ...]] = {}
     programs, start = [], 0
-    for count in split_even(len(items), ctx.cube_cores):
+    for count in _balanced_runs([keys for _, keys in items], ctx.cube_cores):
         mine = tuple(items[start : start + count])
         start += count
         prog = memo.get(mine)
@@ -162,6 +170,22 @@ def lower_attention(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
             f"on {len(programs)} cores"
         ),
     )
+
+
+def _balanced_runs(weights: list[int], cores: int) -> list[int]:
+    """Items per core: consecutive runs of ``weights``, a run closed before the item that
+    would overshoot the core's cumulative target by more than it falls short of it (the
+    prompt kernel's core split, see the module docstring)."""
+    target = sum(weights) / cores
+    runs, done, core = [0], 0, 0
+    for w in weights:
+        short = int(target * (core + 1)) - done
+        if w - short > short and runs[-1] and core < cores - 1:
+            runs.append(0)
+            core += 1
+        runs[-1] += 1
+        done += w
+    return runs
 
 
 def _vector_passes(node: Node, graph: Graph, ctx: LowerCtx, passes: int) -> Lowered:
