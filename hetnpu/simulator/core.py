@@ -37,6 +37,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from heapq import heappush
 from typing import Any
 
 import simpy
@@ -200,6 +201,19 @@ def set_flags(
     return woken
 
 
+class _Wake:
+    """A timeout as SimPy's event loop needs it (``Environment.step`` reads ``callbacks``,
+    ``_ok`` and ``_value``) and no more: a pipe schedules one per instruction, and a full
+    ``simpy.Timeout`` costs a third of the loop's time to build."""
+
+    __slots__ = ("_ok", "_value", "callbacks")
+
+    def __init__(self, callback: Callable[[Any], None]) -> None:
+        self.callbacks = [callback]
+        self._ok = True
+        self._value = None
+
+
 class Pipe:
     """One pipe (unit) of one core for the whole run, driven by SimPy event callbacks.
 
@@ -213,14 +227,16 @@ class Pipe:
     """
 
     __slots__ = (
-        "advance", "busy_ops", "done", "end", "entry", "env", "first", "flags", "hbm", "i",
+        "_eid", "_queue", "advance", "busy_ops", "done", "end", "entry", "env", "first", "flags",
+        "hbm", "i",
         "job_busy", "l2", "landed", "n", "out", "queue", "ran", "ready", "rec", "remaining",
-        "slot", "stamps", "start", "t0", "timeout", "waiters", "wi",
+        "slot", "stamps", "start", "t0", "waiters", "wi",
     )  # fmt: skip
 
     def __init__(self, env: simpy.Environment, hbm: Bus, l2: Bus) -> None:
         self.env, self.hbm, self.l2 = env, hbm, l2
-        self.timeout = env.timeout
+        # SimPy's own queue and event counter, as Environment.schedule uses them (NORMAL = 1).
+        self._queue, self._eid = env._queue, env._eid
         # Bound once: a bound method is a new object at every attribute access.
         self.advance, self.ran = self._advance, self._ran
         self.busy_ops = False
@@ -252,7 +268,7 @@ class Pipe:
         if i == self.n:
             now = self.env._now
             if self.landed > now:
-                self.timeout(self.landed - now).callbacks.append(self._finish)
+                heappush(self._queue, (self.landed, 1, next(self._eid), _Wake(self._finish)))
             else:
                 self._finish(None)
             return
@@ -281,7 +297,7 @@ class Pipe:
         if role >= 0 and ready > now:
             # A GM transfer waiting for read data takes its bus when it starts.
             self.wi, self.ready = len(waits), ready
-            self.timeout(ready - now).callbacks.append(self.advance)
+            heappush(self._queue, (ready, 1, next(self._eid), _Wake(self.advance)))
             return
         self.ready = 0
         start = self.t0 + issue
@@ -312,7 +328,7 @@ class Pipe:
         if self.first < 0:
             self.first = start
         self.start, self.end, self.entry = start, end, entry
-        self.timeout(end - now).callbacks.append(self.ran)
+        heappush(self._queue, (end, 1, next(self._eid), _Wake(self.ran)))
 
     def _ran(self, _ev: simpy.Event) -> None:
         """The instruction has ended: set its flags and go on with the queue."""
