@@ -15,6 +15,7 @@ tiles read twice, dilation's effect on L1 reuse, and ConvTranspose.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 from hetnpu.errors import ModelError
 from hetnpu.graph.ir import Graph, Node
@@ -112,23 +113,24 @@ def core_blocks(
     cores = ctx.cube_cores
     ka = -(-k // k0) * k0
     rate = spec.mte2_bytes_per_cycle
-    best: tuple[int, float, int, int, int, int] | None = None
-    for md in range(1, min(cores, -(-m // m0)) + 1):
-        for nd in range(1, min(cores // md, -(-n // n0)) + 1):
-            bd = min(batch, cores // (md * nd))
-            ms = split_even(m, md, m0)[0]
-            ns = split_even(n, nd, n0)[0]
-            tm, tn = -(-ms // tile.m), -(-ns // tile.n)
-            msr, nsr = -(-ms // m0) * m0, -(-ns // n0) * n0
-            cube = (msr // m0) * (ka // k0) * (nsr // n0)
-            mte2 = (tn * ms * ka * a_gm_per_elem + tm * ka * ns * ib) / rate
-            per_core = -(-batch // bd)
-            cost = per_core * max(cube, mte2)
-            key = (per_core * tm * tn, cost, bd * md * nd, md, nd, bd)
-            if best is None or key < best:
-                best = key
-    assert best is not None
-    _, _, _, md, nd, bd = best
+
+    def candidates() -> Iterator[tuple[int, float, int, int, int, int]]:
+        """(busiest core's L0 tiles, its cost, cores used, mDim, nDim, batch dim) of each
+        split; the smallest wins."""
+        for md in range(1, min(cores, -(-m // m0)) + 1):
+            for nd in range(1, min(cores // md, -(-n // n0)) + 1):
+                bd = min(batch, cores // (md * nd))
+                ms = split_even(m, md, m0)[0]
+                ns = split_even(n, nd, n0)[0]
+                tm, tn = -(-ms // tile.m), -(-ns // tile.n)
+                msr, nsr = -(-ms // m0) * m0, -(-ns // n0) * n0
+                cube = (msr // m0) * (ka // k0) * (nsr // n0)
+                mte2 = (tn * ms * ka * a_gm_per_elem + tm * ka * ns * ib) / rate
+                per_core = -(-batch // bd)
+                yield per_core * tm * tn, per_core * max(cube, mte2), bd * md * nd, md, nd, bd
+
+    # One core, one block is always a candidate (m, n >= 1), so min() has something to take.
+    _, _, _, md, nd, bd = min(candidates())
     m_shares, n_shares = split_even(m, md, m0), split_even(n, nd, n0)
     out: list[tuple[tuple[int, int], ...]] = []
     for nb in split_even(batch, bd):
