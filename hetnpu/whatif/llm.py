@@ -77,10 +77,13 @@ same 2-byte elements and the same 16x16x16 Cube fractal (ascend-facts §1.1: Dty
 
 PREFILL_TOKENS = 2048
 """Rows of the smaller of the two prompt passes a large batch is extrapolated from (at least
-one sequence). Measured at batch 16 x 1024 tokens on the 910B4 against the full simulation
-of the 16 sequences: extrapolating from 2048 and 4096 rows is 2.4 % (Qwen2-7B) and 1.2 %
-(ChatGLM3-6B) off; from 1024 and 2048 rows, 1.5 % and 5.2 %. The larger pair keeps both within
-2.5 % (a 1024-row pass gives each core too few row tiles for its waves to be regular)."""
+one sequence). Measured at batch 16 x 1024 tokens on the 910B4 against the simulation of the
+16 sequences' layer pair: extrapolating from 2048 and 4096 rows is 2.4 % (Qwen2-7B) and 0.9 %
+(ChatGLM3-6B as torchair runs it) under; from 1024 and 2048 rows, 1.5 % and 5.2 %. The larger
+pair keeps both within 2.5 % (a 1024-row pass gives each core too few row tiles for its waves to
+be regular). What remains is L2: at 16 sequences the hidden-size activations (117 MB for
+Qwen2-7B) no longer fit the 96 MB L2 and its normalisations and adds stream from HBM, which
+the 4096-row pass (29 MB) cannot show."""
 
 DECODE_SAMPLES = 4
 """KV lengths at which decode steps are simulated (interpolated between)."""
