@@ -15,7 +15,7 @@ from hetnpu.cli.app import app
 from hetnpu.cli.simulate import parse_sets
 from hetnpu.errors import ConfigError
 
-_SWEEPABLE = ("batch", "prompt", "generate", "chip", "precision", "kv_cache")
+_SWEEPABLE = ("batch", "prompt", "generate", "chip", "precision", "kv_cache", "rope", "mask")
 
 
 def _sweep_axes(items: list[str] | None) -> dict[str, list[Any]]:

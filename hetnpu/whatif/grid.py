@@ -16,9 +16,12 @@ A point is a plain dict of ``{parameter: value}``. A parameter is either a chip 
     Partition the model over ``devices`` (``npu+cpu``, ``npu+gpu+cpu``) with a placement
     strategy and time the whole system instead of the chip alone.
 
-``prompt`` / ``generate`` / ``kv_cache``
+``prompt`` / ``generate`` / ``kv_cache`` / ``rope`` / ``mask``
     For an LLM (a decoder ``config.json`` or a shipped config name, :mod:`hetnpu.whatif.llm`):
-    prompt tokens, tokens generated, and ``inplace`` or ``concat`` cache growth.
+    prompt tokens, tokens generated, and the graph the serving code runs: ``inplace``,
+    ``concat`` or ``concat-repeat`` cache growth, ``fused`` or ``decomposed`` RoPE, and the
+    prompt's causal mask as ``is_causal`` or a ``tensor``
+    (:func:`~hetnpu.models.decoder.build_decoder`).
 
 Values that are lists on the command line (shapes, device lists) use ``x`` and ``+`` so that
 ``,`` can separate the values of a sweep.
@@ -55,7 +58,7 @@ __all__ = [
 
 RUN_KEYS = (
     "batch", "shape", "precision", "double_buffer", "strategy", "devices",
-    "prompt", "generate", "kv_cache",
+    "prompt", "generate", "kv_cache", "rope", "mask",
 )  # fmt: skip
 """Parameters that are not chip fields: what runs, rather than what it runs on."""
 _NOT_SWEPT = ("name", "inherits")  # identity of the preset, not a property of the chip
@@ -158,6 +161,13 @@ def normalise_run_value(key: str, value: Any) -> Any:
             raise ConfigError(
                 f"kv_cache: expected one of {', '.join(KV_CACHE_FORMS)}, got {value!r}"
             )
+        return value
+    if key in ("rope", "mask"):
+        from hetnpu.models.decoder import MASK_FORMS
+
+        forms = {"rope": ("fused", "decomposed"), "mask": MASK_FORMS}[key]
+        if value not in forms:
+            raise ConfigError(f"{key}: expected one of {', '.join(forms)}, got {value!r}")
         return value
     if key == "precision":
         if value not in PRECISIONS:

@@ -1,7 +1,8 @@
 """``hetnpu sweep`` over an LLM: its points resolved into tasks, and one point's metrics.
 
 A sweep whose model is a decoder ``config.json`` (or a shipped config name) varies the request
-(``batch``, ``prompt``, ``generate``, ``precision``, ``kv_cache``) and any chip field; each
+(``batch``, ``prompt``, ``generate``, ``precision``, and the graph's form: ``kv_cache``,
+``rope``, ``mask``) and any chip field; each
 point is one :func:`hetnpu.whatif.llm.estimate`. Its row's ``latency_s`` is the whole request
 (TTFT plus every decode step) and ``throughput_per_s`` the generated tokens per second, so the
 sweep's report and Pareto fronts read as for any model; ``ttft_s``, ``mean_token_s``,
@@ -23,10 +24,13 @@ from hetnpu.whatif.llm import PRECISIONS
 
 __all__ = ["LLM_RUN_KEYS", "prepare_points", "sweep_metrics"]
 
-LLM_RUN_KEYS = ("batch", "precision", "prompt", "generate", "kv_cache")
+LLM_RUN_KEYS = ("batch", "precision", "prompt", "generate", "kv_cache", "rope", "mask")
 """Run parameters an LLM point takes (the others describe ONNX inputs or partitioning)."""
 
-DEFAULTS = {"batch": 1, "precision": "fp16", "prompt": 1024, "generate": 128, "kv_cache": "inplace"}
+DEFAULTS = {
+    "batch": 1, "precision": "fp16", "prompt": 1024, "generate": 128, "kv_cache": "inplace",
+    "rope": "fused", "mask": "is_causal",
+}  # fmt: skip
 
 
 def prepare_points(
@@ -72,7 +76,7 @@ def prepare_points(
                 )
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        llm = tuple((k, params[k]) for k in ("generate", "kv_cache", "prompt"))
+        llm = tuple((k, params[k]) for k in ("generate", "kv_cache", "mask", "prompt", "rope"))
         tasks.append(
             Task(model=ref, spec=spec, shapes=None, precision=params["precision"],
                  batch=params["batch"], llm=llm)
@@ -92,7 +96,8 @@ def sweep_metrics(
     params: Mapping[str, Any] = dict(llm)
     e = estimate(
         model, spec, batch=batch, precision=precision, prompt=params["prompt"],
-        generate=params["generate"], kv_cache=params["kv_cache"],
+        generate=params["generate"], kv_cache=params["kv_cache"], rope=params["rope"],
+        mask=params["mask"],
     )  # fmt: skip
     latency = e.ttft_s + e.decode_s
     bound = e.decode.bound.get("matmul") or e.prefill.bound.get("matmul", "")

@@ -195,6 +195,25 @@ def test_an_llm_sweep_takes_bf16_and_refuses_int8_before_running(tmp_path, capsy
     assert "precision 'int8': an LLM runs in fp16, bf16, fp32" in capsys.readouterr().err
 
 
+def test_an_llm_sweep_varies_the_graph_form(tmp_path, capsys):
+    import csv
+
+    out = tmp_path / "sweep"
+    args = ["sweep", json_path(MEDIUM), "--chip", "ascend910b4", "--set", "prompt=2048",
+            "--set", "generate=1", "--set", "task_launch_s=0", "--workers", "1",
+            "-o", str(out)]  # fmt: skip
+    assert main([*args, "--grid", "mask=is_causal,tensor", "--grid", "rope=fused,decomposed"]) == 0
+    rows = {(r["mask"], r["rope"]): float(r["ttft_s"])
+            for r in csv.DictReader((out / "results.csv").open())}  # fmt: skip
+    assert len(rows) == 4
+    for rope in ("fused", "decomposed"):
+        # The whole square of scores against about half of it: the prompt takes longer.
+        assert rows[("tensor", rope)] > rows[("is_causal", rope)]
+    assert rows[("is_causal", "decomposed")] > rows[("is_causal", "fused")]
+    assert main([*args, "--grid", "mask=band"]) == 2
+    assert "mask: expected one of is_causal, tensor, got 'band'" in capsys.readouterr().err
+
+
 def test_llm_trace_follows_the_first_sweep_point(tmp_path):
     trace = tmp_path / "t.json"
     rc = main(["llm", json_path(MEDIUM), "--prompt", "16", "--generate", "2",

@@ -12,7 +12,9 @@ into a :class:`DecoderConfig`: the network's shape, its parameter count
 
     build_decoder(config, phase="prefill" | "decode", batch=1, seq=P, kv_len=L,
                   dtype="float32", weights="random" | "absent", attention="fused" | "decomposed",
-                  layers=None, moe=None | "routed" | "even", kv_cache="inplace" | "concat",
+                  layers=None, moe=None | "routed" | "even",
+                  kv_cache="inplace" | "concat" | "concat-repeat",
+                  rope=None | "fused" | "decomposed", mask="is_causal" | "tensor",
                   seed=0) -> onnx.ModelProto
 
 Inputs ``input_ids`` and ``position_ids`` (int64 [B, S]) and, when ``kv_len > 0``, the past
@@ -39,6 +41,7 @@ from hetnpu.models.decoder.graph import (
     DECODER_KEY,
     DTYPES,
     KV_CACHE_FORMS,
+    MASK_FORMS,
     OPSET,
     PHASES,
     build_decoder,
@@ -51,6 +54,7 @@ __all__ = [
     "DTYPES",
     "KNOWN_CONFIGS",
     "KV_CACHE_FORMS",
+    "MASK_FORMS",
     "OPSET",
     "PHASES",
     "DecoderConfig",
