@@ -27,7 +27,8 @@ t = time.perf_counter()
 if args.get("prefill_only"):
     c = load_config(args["model"])
     p = phase_time(c, load_npu(args["chip"]), "fp16", phase="prefill", batch=args["batch"],
-                   seq=args["prompt"], kv_len=0)
+                   seq=args["prompt"], kv_len=0, kv_cache=args.get("kv_cache", "inplace"),
+                   rope=args.get("rope"), mask=args.get("mask", "is_causal"))
     out = {"ttft_s": p.seconds}
 else:
     e = estimate(args["model"], args["chip"], batch=args["batch"], prompt=args["prompt"],

@@ -77,17 +77,24 @@ same 2-byte elements and the same 16x16x16 Cube fractal (ascend-facts §1.1: Dty
 
 PREFILL_TOKENS = 2048
 """Rows of the smaller of the two prompt passes a large batch is extrapolated from (at least
-one sequence). Measured at batch 16 x 1024 tokens on the 910B4 against the simulation of the
-16 sequences' layer pair: extrapolating from 2048 and 4096 rows is 2.4 % (Qwen2-7B) and 0.9 %
-(ChatGLM3-6B as torchair runs it) under; from 1024 and 2048 rows, 1.5 % and 5.2 %. The larger
-pair keeps both within 2.5 % (a 1024-row pass gives each core too few row tiles for its waves to
-be regular). What remains is L2: at 16 sequences the hidden-size activations (117 MB for
-Qwen2-7B) no longer fit the 96 MB L2 and its normalisations and adds stream from HBM, which
-the 4096-row pass (29 MB) cannot show; a model with Qwen2-0.5B's widths (4 layers, batch 16,
-whose full simulation takes 4 s) is 3.4 % under. Simulating the whole batch with only the Cube
-ops extrapolated fixes the normalisations but not the Cube ops that cross from L2 to HBM
-between the two passes (ChatGLM3's attention over its copied K/V: 2.7 % over), and costs 1.3 s
-more at batch 16."""
+one sequence). The error is L2's: a pass's tensors that fit L2 at 2048 or 4096 rows stream from
+HBM at the whole batch (Qwen2-7B's hidden-size activations: 29 MB at 4096 rows, 117 MB at
+16384, against the 910B4's 96 MB), and the two passes cannot show it. Measured at batch 16 x
+1024 tokens on the 910B4 against the simulation of the 16 sequences' layer pair:
+
+==============================  ======================  ======================
+model                           from 2048 + 4096 rows   from 1024 + 2048 rows
+==============================  ======================  ======================
+Qwen2-7B                        -2.4 %                  +0.6 %
+ChatGLM3-6B (as torchair runs)  -0.9 %                  +0.4 %
+Qwen2-0.5B's widths, 4 layers   -3.4 %                  -8.5 %
+==============================  ======================  ======================
+
+The larger pair is kept: it is the nearer to the batch, and the smaller's figures on the 7B
+models move with details of the model (1.5 % and 5.2 % off with an earlier version of the
+prompt attention's lowering). Simulating the whole batch with only the Cube ops extrapolated fixes
+the normalisations but not the Cube ops that cross from L2 to HBM between the two passes
+(ChatGLM3's attention over its copied K/V: 2.7 % over), and costs 1.3 s more at batch 16."""
 
 DECODE_SAMPLES = 4
 """KV lengths at which decode steps are simulated (interpolated between)."""
@@ -132,6 +139,8 @@ class LlmEstimate:
     """The decode step at the longest sampled KV length."""
     wall_s: float
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    graph: Mapping[str, str] = field(default_factory=dict)
+    """The graph's form that was timed: ``kv_cache``, ``rope`` and ``mask``."""
 
     @property
     def mean_token_s(self) -> float:
@@ -162,6 +171,7 @@ class LlmEstimate:
             "prefill": _phase_dict(self.prefill),
             "decode": _phase_dict(self.decode),
             "overrides": dict(self.overrides),
+            "graph": dict(self.graph),
             "wall_s": self.wall_s,
         }
 
@@ -433,4 +443,5 @@ def estimate(
         decode=decode,
         wall_s=wall,
         overrides=dict(overrides or {}),
+        graph={"kv_cache": kv_cache, "rope": rope or "fused", "mask": mask},
     )

@@ -10,7 +10,13 @@ import pytest
 
 from hetnpu.errors import ConfigError, HetnpuError
 from hetnpu.models import count_params
-from hetnpu.models.decoder import KNOWN_CONFIGS, build_decoder, cache_names, load_config
+from hetnpu.models.decoder import (
+    DECODER_KEY,
+    KNOWN_CONFIGS,
+    build_decoder,
+    cache_names,
+    load_config,
+)
 
 from .conftest import tiny_config
 
@@ -198,6 +204,8 @@ def test_a_causal_mask_given_as_a_tensor_gives_the_same_logits(kv_cache):
         # One way or the other, never both: the tensor form leaves the kernel no causal flag.
         assert given == [mask == "tensor"] * len(attention)
         assert flagged == [mask == "is_causal"] * len(attention)
+        record = json.loads(next(p.value for p in model.metadata_props if p.key == DECODER_KEY))
+        assert record["mask"] == mask
         out[mask] = _run(model, feeds)
     np.testing.assert_allclose(out["tensor"]["logits"], out["is_causal"]["logits"], atol=1e-5)
 

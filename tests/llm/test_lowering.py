@@ -108,11 +108,36 @@ def test_a_prompt_given_its_mask_as_a_tensor_computes_the_whole_square():
     bound = square / (16 * 16 * 16 * spec.ai_cores)
     assert bound < op.cycles - op.launch_cycles < 1.2 * bound
     causal = _op(_run(build_decoder(GROUPED, "prefill", seq=seq, weights="absent")), "Attention")
-    assert causal.cycles < 0.8 * op.cycles
+    assert causal.cycles < 0.8 * op.cycles  # an even count of blocks per core: 0.85
     # The roofline's count agrees with the lowering's.
     graph = load(build_decoder(GROUPED, "prefill", seq=seq, weights="absent", mask="tensor"))
     node = next(n for n in graph.nodes.values() if n.op_type == "Attention")
     assert attention_work(graph, node)[0] == square
+
+
+def test_prompt_blocks_are_dealt_to_the_cores_by_weight():
+    from hetnpu.simulator.lowering.attention import _balanced_runs
+    from hetnpu.simulator.tiler import split_even
+
+    # Two causal groups of 64 query blocks: block k weighs its k + 1 key blocks.
+    weights = [k + 1 for k in range(64)] * 2
+    runs = _balanced_runs(weights, 20)
+    assert sum(runs) == len(weights) and len(runs) <= 20 and min(runs) > 0
+
+    def busiest(counts):
+        loads, at = [], 0
+        for n in counts:
+            loads.append(sum(weights[at : at + n]))
+            at += n
+        return max(loads) / (sum(weights) / 20)
+
+    assert busiest(runs) < 1.15  # within 15 % of an even share
+    assert busiest(split_even(len(weights), 20)) > 1.5  # an even count is far off
+    # Equal weights: never a core more loaded than an even count would make it.
+    for n, cores in [(5, 20), (20, 20), (32, 20), (128, 20), (199, 40)]:
+        runs = _balanced_runs([1] * n, cores)
+        assert sum(runs) == n and max(runs) == -(-n // cores)
+    assert _balanced_runs([], 20) == []
 
 
 def test_causal_prefill_attention_does_about_half_the_square():

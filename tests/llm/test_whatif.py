@@ -195,6 +195,18 @@ def test_an_llm_sweep_takes_bf16_and_refuses_int8_before_running(tmp_path, capsy
     assert "precision 'int8': an LLM runs in fp16, bf16, fp32" in capsys.readouterr().err
 
 
+def test_a_tensor_mask_slows_the_prompt_only_and_the_answer_says_which_graph():
+    kwargs = {"batch": 2, "prompt": 2048, "generate": 3, "overrides": NO_LAUNCH}
+    flag = estimate(MEDIUM, "ascend910b4", **kwargs)
+    tensor = estimate(MEDIUM, "ascend910b4", mask="tensor", **kwargs)
+    # The whole square of scores, not the causal half: the attention takes longer.
+    assert tensor.prefill.by_class["attention"] > 1.3 * flag.prefill.by_class["attention"]
+    assert tensor.ttft_s > flag.ttft_s
+    assert tensor.per_token_s == flag.per_token_s  # a decode step has no mask
+    assert tensor.to_dict()["graph"] == {"kv_cache": "inplace", "rope": "fused", "mask": "tensor"}
+    assert flag.to_dict()["graph"]["mask"] == "is_causal"
+
+
 def test_an_llm_sweep_varies_the_graph_form(tmp_path, capsys):
     import csv
 

@@ -248,10 +248,21 @@ class _Decoder:
             return None
         if self._causal is not None:
             return self._causal
-        rows = np.arange(self.seq)[:, None] + self.kv_len
-        masked = np.arange(self.total)[None, :] > rows
-        self._causal = self.b.constant("/model", np.where(masked, _MASKED, 0.0).astype(np.float32))
+        # Built by ops from its two index vectors, so a long prompt's [S, L + S] mask costs
+        # the model S + L + S numbers, not their product.
+        b, scope = self.b, "/model"
+        rows = b.constant(scope, (np.arange(self.seq, dtype=np.int64) + self.kv_len)[:, None])
+        cols = b.constant(scope, np.arange(self.total, dtype=np.int64)[None, :])
+        fill, zero = (b.constant(scope, np.array(v, np.float32)) for v in (_MASKED, 0.0))
+        self._causal = b.node("Where", [b.node("Greater", [cols, rows], scope), fill, zero], scope)
         return self._causal
+
+    def mask_form(self) -> str | None:
+        """How the pass as built is causal: no mask for one token, else ``is_causal`` or a
+        ``tensor`` (after a past, in the decomposed form, or asked for)."""
+        if self.seq == 1:
+            return None
+        return "tensor" if self.mask_tensor or self.kv_len or not self.fused else "is_causal"
 
     def _sdpa(self, q: str, k: str, v: str, mask: str | None, scope: str, kv_heads: int) -> str:
         """softmax(q kᵀ / sqrt(d) + mask) v with the query group as an axis of its own:
@@ -482,7 +493,7 @@ def build_decoder(
         "kv_len": kv_len,
         "attention": attention,
         "rope": rope,
-        "mask": mask,
+        "mask": net.mask_form(),
         "dtype": dtype,
         "moe": moe if c.moe else None,
         "kv_cache": kv_cache if attention == "fused" or net.repeat_kv else "concat",

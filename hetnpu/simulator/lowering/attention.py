@@ -15,12 +15,12 @@ applies the mask to it, as CANN's prompt flash attention does in ``sparse_mode``
 computes the band between ``preTokens`` and ``nextTokens`` and masks within it; CANN
 ops-transformer ``docs/en/context/sparse_mode_introduction.md``): torchair's ChatGLM3 script
 calls it with ``next_tokens=65535``, the whole square, its LLaMA script with
-``next_tokens=0``, the causal half. The items are dealt to the cores in order, each core's
-run ending where its share of the keys is reached (a causal prompt's later blocks weigh
-more), as the prompt kernel's tiling balances them (CANN ops-adv
-``prompt_flash_attention_tiling.cpp``, ``PromptFlashAttentionSplitNSNew``: a weight per
-query block, ``k + 1`` key blocks when causal, all of them otherwise, and each core's run
-closed at ``total / cores`` times its index). When there are fewer items than
+``next_tokens=0``, the causal half. A prompt's items are dealt to the cores in order, each
+core's run ending where its share of the weight is reached, as the prompt kernel's tiling
+balances them (CANN ops-adv ``prompt_flash_attention_tiling.cpp``,
+``PromptFlashAttentionSplitNSNew``): a causal query block with no past before it weighs its
+``k + 1`` key blocks, any other block the same as every other, and core ``i``'s run closes at
+``(i + 1) · total / cores``. When there are fewer items than
 Cube cores (a decode step of a small batch), each item's keys are split among the idle cores,
 as CANN's fused attention does in its flash-decoding mode (CANN ops-transformer,
 ``attention/incre_flash_attention``: tiling field ``splitKVNum``, "number of S2 partitions
@@ -52,7 +52,7 @@ from hetnpu.simulator.lowering.common import (
 )
 from hetnpu.simulator.lowering.cube_template import cube_init_flags, cube_program
 from hetnpu.simulator.lowering.vector_template import vector_lowering
-from hetnpu.simulator.tiler import tile_cube
+from hetnpu.simulator.tiler import split_even, tile_cube
 
 __all__ = [
     "ATTENTION_LOWERINGS",
@@ -143,7 +143,15 @@ def lower_attention(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
         k_role, v_role = "in4", "in5"
     memo: dict[tuple[tuple[int, int], ...], tuple[Instr, ...]] = {}
     programs, start = [], 0
-    for count in _balanced_runs([keys for _, keys in items], ctx.cube_cores):
+    if split > 1 or seq == 1:
+        # The decode kernel's items, or its parts of them: an even count per core.
+        runs = split_even(len(items), ctx.cube_cores)
+    else:
+        # The prompt kernel's split: a causal block weighs its key blocks when no past comes
+        # before the queries (nextTokens = 0); otherwise every block weighs the same.
+        weights = [keys for _, keys in items] if causal and not kv_len else [1] * len(items)
+        runs = _balanced_runs(weights, ctx.cube_cores)
+    for count in runs:
         mine = tuple(items[start : start + count])
         start += count
         prog = memo.get(mine)
@@ -176,6 +184,8 @@ def _balanced_runs(weights: list[int], cores: int) -> list[int]:
     """Items per core: consecutive runs of ``weights``, a run closed before the item that
     would overshoot the core's cumulative target by more than it falls short of it (the
     prompt kernel's core split, see the module docstring)."""
+    if not weights:
+        return []
     target = sum(weights) / cores
     runs, done, core = [0], 0, 0
     for w in weights:
