@@ -138,6 +138,8 @@ def _report(console: Console, e: Any) -> None:
         f"[bold]{e.model}[/] on {e.chip} ({e.precision}), batch {e.batch}, prompt {e.prompt}, "
         f"{e.generate} generated"
     )
+    g = e.graph
+    console.print(f"  graph: KV cache {g['kv_cache']}, RoPE {g['rope']}, prompt mask {g['mask']}")
     console.print(f"  TTFT (prefill)       {e.ttft_s * 1e3:10.2f} ms")
     console.print(f"  decode per token     {e.mean_token_s * 1e3:10.2f} ms (mean)")
     for kv, s in e.per_token_s:

@@ -232,3 +232,12 @@ def test_llm_trace_follows_the_first_sweep_point(tmp_path):
                "--sweep", "chip=ascend910b", "--trace", str(trace)])  # fmt: skip
     assert rc == 0
     assert '"ascend910b"' in trace.read_text() and "ascend910b4" not in trace.read_text()
+
+
+def test_the_report_names_the_graph_it_timed(capsys):
+    rc = main(["llm", json_path(MEDIUM), "--prompt", "16", "--generate", "2",
+               "--kv-cache", "concat", "--mask", "tensor"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "graph: KV cache concat, RoPE fused, prompt mask tensor" in out
+    assert "TTFT (prefill)" in out and "decode per token" in out
