@@ -1,6 +1,6 @@
 """Refit every calibrated preset value from the calibration table, reproducibly.
 
-Run: ``python benchmarks/calibrate.py [--dry-run] [--llm]``
+Run: ``python benchmarks/calibrate.py [--dry-run] [--llm] [--nd2nz]``
 
 Simulates every row hetnpu can (see ``benchmarks/fidelity.py``), fits each chip's
 ``task_launch_s`` (the one calibrated value; :mod:`hetnpu.fidelity.calibrate` says why and how)
@@ -13,6 +13,11 @@ at the preset's launch cost and at a trial one; a row's time is linear in the la
 (every kernel waits it once), so the two give each row's kernel count and the fit is exact
 without further simulation. Its leave-one-model-out error fits on one network and predicts the
 other.
+
+``--nd2nz`` first fits the 910B's ``mte2_nd2nz_read_fraction`` (the rate of MTE2's ND→NZ
+panel copies, :func:`hetnpu.simulator.lowering.matmul.nd_read_fraction`) to the rows it moves,
+the 910B4's launch cost refit at each trial value; then ``--llm`` refits that launch cost at the
+fraction chosen.
 """
 
 from __future__ import annotations
@@ -131,11 +136,104 @@ def _llm_fit(dry_run: bool) -> None:
         write_preset(LLM_PRESET, best, rows, mape(lines, best))
 
 
+ND2NZ_PRESET = "ascend910b"  # the 910B family's preset; ascend910b4 inherits the value
+ND2NZ_COARSE = (0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def _nd2nz_fit(dry_run: bool) -> None:
+    """Fit the 910B's ``mte2_nd2nz_read_fraction`` to every row it moves: the 910B GEMM
+    kernel times and the LLM rows, the 910B4's launch cost refit at each trial value (rows are
+    linear in it, so one simulation per value at no launch cost and the kernel counts give
+    the refit exactly). A coarse grid, then steps of 0.02 around its best."""
+    import statistics
+    import tempfile
+
+    from _llm_rows import llm_rows
+
+    from hetnpu.fidelity.predict import predict
+    from hetnpu.fidelity.table import Target, target
+
+    table = load_table()
+    gemms = [t for t in (target(r) for r in table) if isinstance(t, Target)]
+    gemms = [t for t in gemms if t.preset.startswith("ascend910b") and t.builder == "matmul"]
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def llm_at(frac: float, launch: float) -> dict[int, float]:
+            path = Path(tmp) / f"{LLM_PRESET}_{frac}_{launch}.toml"
+            path.write_text(
+                f'inherits = "{LLM_PRESET}"\ntask_launch_s = {launch!r}\n'
+                f"mte2_nd2nz_read_fraction = {frac!r}\n"
+                '[sources]\ntask_launch_s = "a trial value of the fit"\n'
+            )
+            return {row.index: v for row, v in llm_rows(table, chip=str(path))}
+
+        zero = llm_at(1.0, 0.0)
+        kernels = {
+            i: (v - zero[i]) / TRIAL_LAUNCH_S for i, v in llm_at(1.0, TRIAL_LAUNCH_S).items()
+        }
+        measured = {r.index: r.value for r in table}
+        tried: dict[float, tuple[float, float]] = {}
+
+        def score(frac: float) -> tuple[float, float]:
+            if frac not in tried:
+                base = llm_at(frac, 0.0)
+
+                def errs(launch: float) -> list[float]:
+                    return [abs(v + kernels[i] * launch - measured[i]) / measured[i]
+                            for i, v in base.items()]  # fmt: skip
+
+                launch = min((i * 1e-8 for i in range(5001)),
+                             key=lambda d: (statistics.fmean(errs(d)), d))  # fmt: skip
+                ov = {"mte2_nd2nz_read_fraction": frac}
+                errs_all = errs(launch) + [predict(t, ov).error for t in gemms]
+                tried[frac] = (statistics.fmean(errs_all), launch)
+                print(f"  fraction {frac:.2f}: MAPE {100 * tried[frac][0]:5.2f}% "
+                      f"(launch {launch * 1e6:.2f} us)", flush=True)  # fmt: skip
+            return tried[frac]
+
+        coarse = min(ND2NZ_COARSE, key=lambda f: (score(f)[0], f))
+        fine = [round(coarse + 0.02 * i, 2) for i in range(-4, 5)]
+        best = min((f for f in fine if 0 < f <= 1), key=lambda f: (score(f)[0], f))
+    rows = tuple(sorted([*(t.row.index for t in gemms), *kernels]))
+    mape = tried[best][0]
+    print(f"{ND2NZ_PRESET:<11} mte2_nd2nz_read_fraction = {best:.2f}  rows {len(rows):>3}  "
+          f"MAPE at the fit {100 * mape:5.1f}%")  # fmt: skip
+    if dry_run:
+        return
+    path = PRESETS / f"{ND2NZ_PRESET}.toml"
+    text = path.read_text(encoding="utf-8")
+    text, n = re.subn(
+        r"^mte2_nd2nz_read_fraction = [^\n#]*#",
+        f"mte2_nd2nz_read_fraction = {best:<4.2f}{'':<15}#",
+        text,
+        count=1,
+        flags=re.M,
+    )
+    text, m = re.subn(
+        r"(^mte2_nd2nz_read_fraction = \"calibrated [^\n]*?fit on rows )[0-9,-]+( of [^\n]*?"
+        r"their MAPE at this value: )[0-9.]+%",
+        lambda mt: f"{mt.group(1)}{_ranges(rows)}{mt.group(2)}{100 * mape:.1f}%",
+        text,
+        count=1,
+        flags=re.M,
+    )
+    if (n, m) != (1, 1):
+        raise SystemExit(f"{path}: no mte2_nd2nz_read_fraction line to rewrite ({n}, {m})")
+    atomic_write_text(path, text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
     parser.add_argument("--llm", action="store_true", help="also fit ascend910b4 to the LLM rows")
+    parser.add_argument(
+        "--nd2nz",
+        action="store_true",
+        help="first fit the 910B's ND->NZ read fraction to its GEMM and LLM rows (minutes)",
+    )
     args = parser.parse_args(argv)
+    if args.nd2nz:
+        _nd2nz_fit(args.dry_run)
     preds, _ = predict_table(load_table())
     fits = fit_launch(preds)
     for preset, fit in fits.items():

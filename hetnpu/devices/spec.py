@@ -226,6 +226,22 @@ class NpuSpec(_Spec):
     l1_to_ub_bytes_per_cycle: Float = Field(
         ge=0, description="L1 -> UB per core, coupled only (0 on split chips), bytes/cycle"
     )
+    gm_unaligned_read_fraction: Float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Fraction of its GM/L2 read rate an MTE2 copy reaches when the rows it reads "
+        "start off 512-B boundaries (a tile of a row-major operand whose row pitch is not a "
+        "multiple of 512 B); 1: no penalty",
+    )
+    mte2_nd2nz_read_fraction: Float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Fraction of its GM/L2 read rate an MTE2 copy reaches when it converts a "
+        "row-major ND matrix to NZ fractals on the way (Nd2Nz DataCopy) rather than copying "
+        "fractals; 1: no penalty",
+    )
     mte_latency_cycles: Cycles = Field(description="Fixed latency of one MTE transfer, cycles")
     gm_latency_cycles: Cycles = Field(description="Extra latency of a GM (DRAM) access, cycles")
     task_launch_s: Seconds = Field(

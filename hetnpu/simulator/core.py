@@ -146,7 +146,10 @@ def compile_program(
         l2_cycles = cycles
         if read_rates is not None and ins.gm is not None and ins.src == "GM":
             gm_rate, l2_rate = read_rates
-            l2_cycles += math.ceil(ins.nbytes / l2_rate) - math.ceil(ins.nbytes / gm_rate)
+            f = ins.rate_fraction
+            l2_cycles += math.ceil(ins.nbytes / (l2_rate * f)) - math.ceil(
+                ins.nbytes / (gm_rate * f)
+            )
         queues[ins.unit].append(
             (
                 (i + 1) * scalar_issue,

@@ -72,6 +72,10 @@ class Instr:
         Flags waited on before starting, and set after completing (ascend-facts §1.7).
     macs
         Multiply-accumulates done (Cube instructions only).
+    rate_fraction
+        For GM reads, the fraction of the engine's GM and L2 rates the copy reaches (an
+        ND→NZ conversion on the way, rows off 512-B boundaries, ascend-facts §1.5);
+        ``cycles`` already holds it.
     """
 
     unit: str
@@ -84,6 +88,7 @@ class Instr:
     waits: tuple[Flag, ...] = ()
     sets: tuple[Flag, ...] = ()
     macs: int = 0
+    rate_fraction: float = 1.0
 
 
 def mmad_cycles(m: int, k: int, n: int, mkn: tuple[int, int, int], latency: int) -> int:

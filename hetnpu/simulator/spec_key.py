@@ -33,6 +33,8 @@ _SPEC_FIELDS = (
     "mte3_bytes_per_cycle",
     "fixpipe_bytes_per_cycle",
     "l1_to_ub_bytes_per_cycle",
+    "gm_unaligned_read_fraction",
+    "mte2_nd2nz_read_fraction",
     "mte_latency_cycles",
     "gm_latency_cycles",
     "task_launch_s",

@@ -103,10 +103,12 @@ def test_a_prompt_given_its_mask_as_a_tensor_computes_the_whole_square():
     square = 2 * c.heads * seq * seq * c.head_dim
     op = _op(res, "Attention")
     assert op.macs == square
-    # The square at the Cube's rate over every core, plus the pipeline's fill and drain.
+    # The square at the Cube's rate over every core, plus the pipeline's fill and drain, and
+    # what it waits for of the ops before it, which a longer launch hides more of
+    # (1.13x the bound at a 10.2 us launch, 1.22x at 3.5 us).
     spec = load_npu(CHIP)
     bound = square / (16 * 16 * 16 * spec.ai_cores)
-    assert bound < op.cycles - op.launch_cycles < 1.2 * bound
+    assert bound < op.cycles - op.launch_cycles < 1.25 * bound
     causal = _op(_run(build_decoder(GROUPED, "prefill", seq=seq, weights="absent")), "Attention")
     assert causal.cycles < 0.8 * op.cycles  # an even count of blocks per core: 0.85
     # The roofline's count agrees with the lowering's.

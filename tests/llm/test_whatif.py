@@ -110,13 +110,15 @@ def test_fast_replay_is_within_two_percent_of_the_full_simulation(monkeypatch):
 
 
 def test_a_sweep_over_hbm_bandwidth_shows_decode_slowing(capsys):
+    # Both points lie below what the 20 cores' MTE2 engines read of row-major weights (about
+    # 0.67 TB/s at the 910B's ND->NZ fraction), so HBM sets the decode pace at both.
     rc = main([
         "llm", json_path(MEDIUM), "--chip", "ascend910b4", "--prompt", "64", "--generate", "3",
-        "--sweep", "hbm_bytes_per_s=0.3e12,0.6e12", "--set", "task_launch_s=0", "--json",
+        "--sweep", "hbm_bytes_per_s=0.2e12,0.4e12", "--set", "task_launch_s=0", "--json",
     ])  # fmt: skip
     assert rc == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["point"]["hbm_bytes_per_s"] for r in rows] == [0.3e12, 0.6e12]
+    assert [r["point"]["hbm_bytes_per_s"] for r in rows] == [0.2e12, 0.4e12]
     assert rows[0]["mean_token_s"] > 1.7 * rows[1]["mean_token_s"]
 
 
@@ -148,11 +150,13 @@ def json_path(config: dict) -> str:
 
 def test_an_even_moe_step_costs_what_the_dense_ffn_of_its_k_experts_does():
     spec = load_npu("ascend910b4", NO_LAUNCH)  # the MoE launches more, smaller kernels
+    # 1536 columns are 3072-B rows, a whole number of 512-B lines like the dense 3072: rows off
+    # those lines (1408 = 2816 B) read slower on this chip, which is not what is compared here.
     moe = load_config(
-        dict(MEDIUM, architectures=["MixtralForCausalLM"], intermediate_size=1408,
+        dict(MEDIUM, architectures=["MixtralForCausalLM"], intermediate_size=1536,
              num_local_experts=8, num_experts_per_tok=2)
     )  # fmt: skip
-    dense = load_config(dict(MEDIUM, intermediate_size=2 * 1408))
+    dense = load_config(dict(MEDIUM, intermediate_size=2 * 1536))
     steps = [
         phase_time(c, spec, "fp16", phase="decode", batch=1, seq=1, kv_len=128).by_class["matmul"]
         for c in (moe, dense)
@@ -169,12 +173,12 @@ def test_hetnpu_sweep_takes_a_decoder_config(tmp_path, capsys):
     out = tmp_path / "sweep"
     rc = main([
         "sweep", json_path(MEDIUM), "--chip", "ascend910b4", "--grid",
-        "hbm_bytes_per_s=0.3e12,0.6e12", "--set", "prompt=64", "--set", "generate=3",
+        "hbm_bytes_per_s=0.2e12,0.4e12", "--set", "prompt=64", "--set", "generate=3",
         "--set", "task_launch_s=0", "--workers", "1", "-o", str(out),
     ])  # fmt: skip
     assert rc == 0
     rows = list(csv.DictReader((out / "results.csv").open()))
-    assert [float(r["hbm_bytes_per_s"]) for r in rows] == [0.3e12, 0.6e12]
+    assert [float(r["hbm_bytes_per_s"]) for r in rows] == [0.2e12, 0.4e12]
     assert float(rows[0]["mean_token_s"]) > 1.7 * float(rows[1]["mean_token_s"])
     assert all(r["status"] == "ok" and r["fits"] == "True" for r in rows)
     # A key that describes ONNX inputs is refused before anything runs.

@@ -46,7 +46,9 @@ def test_single_core_gemm_in_l0_equals_closed_form(chip, matmul, name) -> None:
             _engine(spec, tile, spec.mte3_bytes_per_cycle),
         ]
         units = ["MTE2", "MTE2", "MTE1", "CUBE", "VECTOR", "MTE3"]
-    load = _engine(spec, tile, spec.mte2_bytes_per_cycle)
+    # A and B are row-major ND: MTE2 converts them to NZ on the way, at the chip's fraction of
+    # its rate (whole rows here, so no 512-B misalignment; 1 on chips without the penalty).
+    load = _engine(spec, tile, spec.mte2_bytes_per_cycle * spec.mte2_nd2nz_read_fraction)
     stages = [load, load, mte1, mmad, *out]
     # Two round trips are exposed: B's before MTE1 can start, the result's before the op ends.
     assert res.cycles == spec.scalar_issue_cycles + sum(stages) + 2 * gl

@@ -6,9 +6,14 @@ MTE3 (coupled chips) or FixPipe straight to GM (split chips, ascend-facts §1.5)
 waits for the previous one with wait_flag and frees its slot with set_flag, with one event id
 per ping-pong slot, so double buffering is the flag pattern, not a formula (§1.7, §1.8).
 
-Left out: bias tables and quantisation parameters, ND↔NZ conversion costs inside MTE2 (it is
-assumed free, as ``Nd2NzParams`` copies run at the copy rate), and the ``PipeBarrier`` forms of
-synchronisation.
+A panel copy of a row-major ND operand converts it to NZ fractals on the way (``Nd2NzParams``),
+at the chip's ``mte2_nd2nz_read_fraction`` of the copy rates, and reads a row segment per row:
+when the row pitch is not a multiple of 512 B those segments start off 512-B boundaries, and
+the copy runs at a further ``gm_unaligned_read_fraction`` (ascend-facts §1.5; the caller works
+out each operand's fraction).
+
+Left out: bias tables and quantisation parameters, the shared bus's own share of those
+slower copies (only the engine slows), and the ``PipeBarrier`` forms of synchronisation.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ def cube_program(
     *,
     a_gm_per_elem: float,
     b_role: str = "in1",
+    a_rate_fraction: float = 1.0,
+    b_rate_fraction: float = 1.0,
 ) -> tuple[Instr, ...]:
     """The instruction program of one core computing output ``blocks`` of a Cube op.
 
@@ -51,6 +58,10 @@ def cube_program(
         GM bytes per element of an A panel (img2col reads the unexpanded feature map).
     b_role
         GM role of the B operand.
+    a_rate_fraction, b_rate_fraction
+        Fraction of MTE2's read rates the A and B panel copies reach (ND→NZ conversion, rows
+        that start off 512-B boundaries: see
+        :func:`~hetnpu.simulator.lowering.matmul.nd_read_fraction`).
     """
     spec, prec = ctx.spec, ctx.prec
     ib, ab, ob = prec.float_bytes, prec.acc_bytes, prec.float_bytes
@@ -60,6 +71,7 @@ def cube_program(
     if max(s_in, s_out) > spec.flag_ids:
         raise ScheduleError(f"{max(s_in, s_out)} ping-pong slots exceed flag_ids={spec.flag_ids}")
     out = "FIX" if ctx.split else "V"
+    gm_rate = spec.mte2_bytes_per_cycle
     prog: list[Instr] = []
     p = c = 0
     for o, (mb, nb) in enumerate(blocks):
@@ -75,24 +87,26 @@ def cube_program(
                 Instr(
                     "MTE2",
                     "mte2.load_a",
-                    gm_copy_cycles(spec, a_bytes, spec.mte2_bytes_per_cycle),
+                    gm_copy_cycles(spec, a_bytes, gm_rate * a_rate_fraction),
                     a_bytes,
                     "in0",
                     "GM",
                     "L1",
                     waits=(("MTE1", "MTE2", sp),),
+                    rate_fraction=a_rate_fraction,
                 )
             )
             prog.append(
                 Instr(
                     "MTE2",
                     "mte2.load_b",
-                    gm_copy_cycles(spec, b_bytes, spec.mte2_bytes_per_cycle),
+                    gm_copy_cycles(spec, b_bytes, gm_rate * b_rate_fraction),
                     b_bytes,
                     b_role,
                     "GM",
                     "L1",
                     sets=(("MTE2", "MTE1", sp),),
+                    rate_fraction=b_rate_fraction,
                 )
             )
             chunks = split_even(kp, math.ceil(kp / tile.k), k0)

@@ -8,7 +8,14 @@ are ``groups`` independent products; depthwise ones pack 16 channels per fractal
 weights block-diagonal, so 15/16 of the Cube's work on them is padding, as on the hardware's
 FRACTAL_Z layout.
 
-Left out: bias addition (it rides on L0C initialisation), the halo rows that neighbouring output
+MatMul and Gemm operands are row-major ND: their panel copies convert ND to NZ on the way, and
+one that reads part of each row of an operand whose row pitch is not a multiple of 512 B also
+runs at the chip's reduced unaligned rate (:func:`nd_read_fraction`, ascend-facts §1.5).
+
+Left out: CANN's MIX_AIC form of such MatMuls (vector cores pad ND to NZ first when the inner
+axis exceeds 1000 and the Cube work 50 us, ascend-facts §3.5: the unaligned rate stands in for
+it), the NZ copy GE may make of a constant weight ahead of time (weights are read as ND like
+any operand), bias addition (it rides on L0C initialisation), the halo rows that neighbouring output
 tiles read twice, dilation's effect on L1 reuse, and ConvTranspose.
 """
 
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 from hetnpu.errors import ModelError
 from hetnpu.graph.ir import Graph, Node
@@ -34,9 +42,42 @@ from hetnpu.simulator.tiler import CubeTile, split_even, tile_cube
 __all__ = ["lower_conv", "lower_gemm", "lower_matmul"]
 
 
+GM_ALIGN_BYTES = 512
+"""The GM alignment at which MTE2 reads reach full bandwidth on Atlas A2 (ascend-facts §1.5:
+GM→L1 'is fastest with 512-B cache-line alignment')."""
+
+
+def nd_read_fraction(spec: Any, row_bytes: int, partial_rows: bool) -> float:
+    """Fraction of MTE2's rates a panel copy of a row-major ND operand reaches.
+
+    MTE2 converts ND rows to the Cube's NZ fractals on the way into L1 (``Nd2NzParams``
+    DataCopy, ascend-facts §1.5), at the chip's ``mte2_nd2nz_read_fraction`` of a fractal
+    copy's rate. The copy reads one segment per row at the operand's row pitch
+    ``row_bytes``; when the tile covers only part of each row (``partial_rows``) and the pitch
+    is not a multiple of 512 B, the segments start off 512-B boundaries, where Atlas A2
+    reaches about 70% of the aligned bandwidth (ascend-facts §1.5 [HIA-ALIGN]; catlass's
+    padding_matmul: row-major rows aligned to 512 B move faster), the chip's
+    ``gm_unaligned_read_fraction``. A tile of whole rows is one contiguous run.
+    """
+    frac = spec.mte2_nd2nz_read_fraction
+    if partial_rows and row_bytes % GM_ALIGN_BYTES:
+        frac *= spec.gm_unaligned_read_fraction
+    return frac
+
+
 def _lower_products(
-    node: Node, ctx: LowerCtx, batch: int, m: int, k: int, n: int, a_gm_per_elem: float
+    node: Node,
+    ctx: LowerCtx,
+    batch: int,
+    m: int,
+    k: int,
+    n: int,
+    a_gm_per_elem: float,
+    rows: tuple[str, str] | None = None,
 ) -> Lowered:
+    """The Cube lowering of ``batch`` products (m, k) x (k, n). ``rows`` names the stored
+    inner (contiguous) axis of A ("k" or "m") and of B ("n" or "k") for a row-major ND
+    operand pair (MatMul, Gemm); None for operands that are not (img2col, 5HD)."""
     spec = ctx.spec
     if batch == 0 or m == 0 or n == 0:  # an empty output: nothing to compute or write
         return Lowered("cube", (), tile=f"empty {batch}x({m},{k},{n})")
@@ -69,13 +110,32 @@ def _lower_products(
     check(batch * math.ceil(m / tile.m) * math.ceil(n / tile.n))
     split = core_blocks(batch, m, k, n, tile, ctx, a_gm_per_elem)
     check(sum(len(blocks) for blocks in split))
+    a_frac = b_frac = 1.0
+    if rows is not None:
+        ib = ctx.prec.float_bytes
+        k_split = panels > 1
+        m_split = any(mb < m for blocks in split for mb, _ in blocks)
+        n_split = any(nb < n for blocks in split for _, nb in blocks)
+        a_inner, b_inner = rows
+        a_frac = nd_read_fraction(
+            spec, (k if a_inner == "k" else m) * ib, k_split if a_inner == "k" else m_split
+        )
+        b_frac = nd_read_fraction(
+            spec, (n if b_inner == "n" else k) * ib, n_split if b_inner == "n" else k_split
+        )
     memo: dict[tuple[tuple[int, int], ...], tuple] = {}
     programs = []
     for blocks in split:
         prog = memo.get(blocks)
         if prog is None:
             prog = memo[blocks] = cube_program(
-                list(blocks), k, tile, ctx, a_gm_per_elem=a_gm_per_elem
+                list(blocks),
+                k,
+                tile,
+                ctx,
+                a_gm_per_elem=a_gm_per_elem,
+                a_rate_fraction=a_frac,
+                b_rate_fraction=b_frac,
             )
         programs.append(prog)
     macs = sum(i.macs for p in programs for i in p)
@@ -158,7 +218,7 @@ def lower_matmul(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     else:
         out = shape_of(graph, node.outputs[0])
         batch = math.prod(out[:-2])
-    return _lower_products(node, ctx, batch, m, k, n, ctx.prec.float_bytes)
+    return _lower_products(node, ctx, batch, m, k, n, ctx.prec.float_bytes, rows=("k", "n"))
 
 
 def lower_gemm(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
@@ -167,7 +227,11 @@ def lower_gemm(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     b = shape_of(graph, node.inputs[1])
     m, k = (a[1], a[0]) if node.attrs.get("transA", 0) else (a[0], a[1])
     n = b[0] if node.attrs.get("transB", 0) else b[1]
-    return _lower_products(node, ctx, 1, m, k, n, ctx.prec.float_bytes)
+    rows = (
+        "m" if node.attrs.get("transA", 0) else "k",
+        "k" if node.attrs.get("transB", 0) else "n",
+    )
+    return _lower_products(node, ctx, 1, m, k, n, ctx.prec.float_bytes, rows=rows)
 
 
 def lower_conv(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
