@@ -19,7 +19,10 @@ kernel_aliases`), so the consumers of that output find it in L2. HBM and L2 are 
 buses (:class:`~hetnpu.simulator.core.Bus`).
 
 Each op that runs as a kernel of its own waits ``task_launch_s`` before it starts (the task
-scheduler starting it on the cores; a fused epilogue launches nothing).
+scheduler starting it on the cores; a fused epilogue launches nothing). A Concat that GE makes
+no task (:mod:`~hetnpu.simulator.notask`: batch 1, C0-aligned channels) neither launches nor
+moves anything: its producers wrote their outputs in place, and its output is resident in L2
+when all of its inputs are.
 
 A dirty tensor evicted from L2 by an op's tensors is written back to HBM on the HBM bus,
 reserved when the op starts, and the op cannot complete before that write-back has (CANN
@@ -68,6 +71,7 @@ from hetnpu.simulator.isa import UNITS
 from hetnpu.simulator.l2 import L2Residency
 from hetnpu.simulator.lowering import Unsupported, event_budget, lower
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
+from hetnpu.simulator.notask import notask_concats
 from hetnpu.simulator.op_record import record_op
 from hetnpu.simulator.prepare import (
     VIEW_OPS,
@@ -145,6 +149,9 @@ class _Run:
         self.fused, self.chain_writes = fusions(graph, ub, mm, self.residual)
         self.alias = kernel_aliases(graph, self.fused, self.residual, ub, mm)
         """Tensor -> the tensor a fused kernel really writes in its place (L2 residency)."""
+        converted = frozenset(n.inputs[0] for n in input_transdata(graph))
+        self.notask = notask_concats(graph, ctx.prec, converted)
+        """Concats GE runs as no task: their inputs are written in place in the output."""
         self.control = ControlOptions()
         """If/Loop/Scan choices and fed values (set by :func:`simulate`)."""
         # One persistent pipe per unit of every core, handed a queue per op it takes part in.
@@ -211,6 +218,9 @@ class _Run:
         reason = npu_refusal(node, g, self.ctx.prec.name) if node.index >= 0 else None
         if reason is not None:
             raise Unsupported(reason)
+        if node.name in self.notask:
+            # ConcatNotaskPass: the producers wrote the output already; no kernel, no launch.
+            return node, Lowered("vector", (), tile="no task (inputs in place)")
         if node.name in self.residual:
             # Folded into its convolution's epilogue: the other input comes from GM, and the
             # sum leaves with the convolution's own write.
@@ -287,6 +297,13 @@ class _Run:
         reserve the HBM bus from ``now`` for the dirty tensors that evicts; return the cycle
         the write-back ends (``now`` if nothing dirty was evicted). A view touches nothing."""
         if node.op_type in VIEW_OPS:
+            return now
+        if node.name in self.notask:
+            # The inputs are slices of the output's memory: resident together, resident whole.
+            self.l2_resident.merge(
+                (self.alias.get(t, t) for t in node.inputs if t),
+                self.alias.get(node.outputs[0], node.outputs[0]),
+            )
             return now
         g, prec = self.graph, self.ctx.prec
         before = self.l2_resident.writeback_bytes

@@ -27,8 +27,10 @@ def _model(op_type: str) -> onnx.ModelProto:
     """Two Sigmoids, then ``op`` of their outputs. The Sigmoids leave both operands in L2, so
     ``op`` runs at the L2 and MTE rates its floor is made of (an op reading cold HBM would run
     far above it, and half its work could hide under the gap)."""
-    out = [SHAPE[0] * 2, SHAPE[1]] if op_type == "Concat" else SHAPE
-    attrs = {"axis": 0} if op_type == "Concat" else {}
+    # Concat on the inner axis: on the outer one GE would write both operands in place and
+    # run no Concat at all (hetnpu.simulator.notask).
+    out = [SHAPE[0], SHAPE[1] * 2] if op_type == "Concat" else SHAPE
+    attrs = {"axis": 1} if op_type == "Concat" else {}
     nodes = [
         helper.make_node("Sigmoid", ["X1"], ["S1"], name="pre1"),
         helper.make_node("Sigmoid", ["X2"], ["S2"], name="pre2"),
