@@ -299,11 +299,12 @@ class _Run:
         if node.op_type in VIEW_OPS:
             return now
         if node.name in self.notask:
-            # The inputs are slices of the output's memory: resident together, resident whole.
-            self.l2_resident.merge(
-                (self.alias.get(t, t) for t in node.inputs if t),
-                self.alias.get(node.outputs[0], node.outputs[0]),
-            )
+            # The inputs are slices of the output's memory: resident together, resident whole,
+            # and a later reader of an input (DenseNet's next Concat) reads that memory.
+            whole = self.alias.get(node.outputs[0], node.outputs[0])
+            parts = [t for t in node.inputs if t]
+            if self.l2_resident.merge((self.alias.get(t, t) for t in parts), whole):
+                self.alias.update(dict.fromkeys(parts, whole))
             return now
         g, prec = self.graph, self.ctx.prec
         before = self.l2_resident.writeback_bytes

@@ -47,18 +47,19 @@ class L2Residency:
             if was_dirty:
                 self.writeback_bytes += size
 
-    def merge(self, parts: Iterable[str], whole: str) -> None:
+    def merge(self, parts: Iterable[str], whole: str) -> bool:
         """``parts`` are slices of ``whole``'s memory (a no-task Concat's inputs): if all are
-        resident, they become one entry ``whole``, dirty if any part was, most recent; else
-        the parts stay as they are and ``whole`` is not resident."""
+        resident, they become one entry ``whole``, dirty if any part was, most recent, and
+        True is returned; else the parts stay as they are and ``whole`` is not resident."""
         names = list(parts)
         if not names or any(n not in self._lru for n in names):
-            return
+            return False
         size, dirty = 0, False
         for n in names:
             b, d = self._lru.pop(n)
             size, dirty = size + b, dirty or d
         self._lru[whole] = (size, dirty)
+        return True
 
     def flush(self, names: Iterable[str]) -> None:
         """Write back those of ``names`` that are resident and dirty (the run's outputs)."""

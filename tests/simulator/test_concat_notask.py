@@ -80,3 +80,12 @@ def test_no_task_concat_output_is_resident_when_its_inputs_are() -> None:
     # conv_c reads the concatenation (both halves just written) from L2, not from HBM: only
     # its weights (16 x 64 fp16) come from HBM.
     assert conv_c.hbm_bytes <= 16 * 64 * 2 + 64
+
+
+def test_a_later_reader_of_an_input_finds_it_in_the_concatenation() -> None:
+    spec = load_npu("ascend310p", {"task_launch_s": LAUNCH_S})
+    res = simulate(_branches(1, 32, second_concat=True), spec)
+    cat2 = _cat(res, "cat2")
+    # cat2 (a kernel: ``a`` is placed in ``cat`` already) reads ``a`` from the resident
+    # concatenation and ``c`` just written: nothing from HBM.
+    assert cat2.launch_cycles > 0 and cat2.hbm_bytes == 0
