@@ -4,9 +4,9 @@ A convolution is the product of the img2col matrix (M = batch·output pixels, K 
 per group·kernel taps) and the weights (N = output channels per group). MTE2 reads the feature
 map itself into L1 (so the A panel's GM bytes are the feature map's share, not the expanded
 matrix) and MTE1's img2col load expands it into L0A (ascend-facts §1.5). Grouped convolutions
-are ``groups`` independent products; depthwise ones pack 16 channels per fractal with the
-weights block-diagonal, so 15/16 of the Cube's work on them is padding, as on the hardware's
-FRACTAL_Z layout.
+pack as many groups into one product as fill a fractal (GE's grouped FRACTAL_Z ``e_mult``),
+with the weights block-diagonal: depthwise ones pack 16 channels per fractal, so 15/16 of the
+Cube's work on them is padding, ResNeXt's 4-channel groups pack 4 to a fractal.
 
 MatMul and Gemm operands are row-major ND: their panel copies convert ND to NZ on the way, and
 one that reads part of each row of an operand whose row pitch is not a multiple of 512 B also
@@ -247,14 +247,29 @@ def lower_conv(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     m = y[0] * math.prod(y[2:])
     x_bytes = dev_nbytes(graph, node.inputs[0], ctx.prec)
     _m0, k0, n0 = getattr(ctx.spec, ctx.prec.mkn_field)
-    if groups > 1 and cin // groups == 1:
-        # Depthwise: 16 channels share one fractal with block-diagonal weights.
-        batch = math.ceil(groups / n0)
-        mult = cout // groups
-        k, n = taps * k0, n0 * mult
-        a_rate = x_bytes / (cin * m * taps) if cin * m * taps else 0.0
+    if groups > 1:
+        # CANN's grouped FRACTAL_Z: e_mult groups share one block-diagonal product, enough to
+        # fill a K0 x N0 fractal (depthwise: 16 channels per fractal), so the Cube runs
+        # ceil(groups / e_mult) products of K = cin_opt * taps, N = cout_opt.
+        batch, cin_opt, n = _group_extend(cin // groups, cout // groups, groups, k0, n0)
+        k = cin_opt * taps
+        # The feature map is read once, as the NC1HWC0 tensor it is (channels padded to C0).
+        x_bytes = x_bytes * (-(-cin // k0) * k0) // cin if cin else x_bytes
     else:
-        batch = groups
-        k, n = (cin // groups) * taps, cout // groups
-        a_rate = (x_bytes / groups) / (m * k) if m * k else 0.0
+        batch, k, n = 1, cin * taps, cout
+    a_rate = (x_bytes / batch) / (m * k) if m * k else 0.0
     return _lower_products(node, ctx, batch, m, k, n, a_rate)
+
+
+def _group_extend(cin_g: int, cout_g: int, groups: int, k0: int, n0: int) -> tuple[int, int, int]:
+    """(products, cin_opt, cout_opt) of a grouped convolution's weights in FRACTAL_Z: GE's
+    ``e_mult = min(lcm(lcm(cin, K0) / cin, lcm(cout, N0) / cout), groups)`` groups per product,
+    their channels padded to whole fractals (mindspore-ai/mindspore
+    ``mindspore/ccsrc/runtime/device/ms_device_shape_transfer.cc``, the FRACTAL_Z group
+    transfer; GE's formats transfer and the AI CPU TransData kernel compute the same)."""
+    if cin_g <= 0 or cout_g <= 0:
+        return groups, max(cin_g, 0), max(cout_g, 0)
+    e = min(math.lcm(math.lcm(cin_g, k0) // cin_g, math.lcm(cout_g, n0) // cout_g), groups)
+    cin_opt = -(-e * cin_g // k0) * k0
+    cout_opt = -(-e * cout_g // n0) * n0
+    return -(-groups // e), cin_opt, cout_opt
