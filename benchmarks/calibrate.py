@@ -52,17 +52,17 @@ def _ranges(indices: tuple[int, ...]) -> str:
     return ",".join(out)
 
 
+def _set_value(text: str, key: str, value: str) -> tuple[str, int]:
+    """``key``'s value in a preset's ``key = value   # comment`` line replaced, the comment kept
+    at column 41; and how many lines were rewritten (0 or 1)."""
+    line = f"{key} = {value}"
+    return re.subn(rf"^{key} = [^\n#]*(?=#)", f"{line:<40}", text, count=1, flags=re.M)
+
+
 def write_preset(preset: str, value_s: float, rows: tuple[int, ...], mape: float) -> None:
     path = PRESETS / f"{preset}.toml"
     text = path.read_text(encoding="utf-8")
-    shown = f"{value_s * 1e6:.3f}e-6"
-    text, n_value = re.subn(
-        r"^task_launch_s = [^\n#]*#[^\n]*$",
-        f"task_launch_s = {shown:<24}# calibrated, see [sources]",
-        text,
-        count=1,
-        flags=re.M,
-    )
+    text, n_value = _set_value(text, "task_launch_s", f"{value_s * 1e6:.3f}e-6")
     source = (
         f"calibrated (benchmarks/calibrate.py): fit to rows {_ranges(rows)} of "
         f"hetnpu/fidelity/data/calibration.csv (their MAPE at this value: {100 * mape:.1f}%); "
@@ -202,13 +202,7 @@ def _nd2nz_fit(dry_run: bool) -> None:
         return
     path = PRESETS / f"{ND2NZ_PRESET}.toml"
     text = path.read_text(encoding="utf-8")
-    text, n = re.subn(
-        r"^mte2_nd2nz_read_fraction = [^\n#]*#",
-        f"mte2_nd2nz_read_fraction = {best:<4.2f}{'':<15}#",
-        text,
-        count=1,
-        flags=re.M,
-    )
+    text, n = _set_value(text, "mte2_nd2nz_read_fraction", f"{best:.2f}")
     text, m = re.subn(
         r"(^mte2_nd2nz_read_fraction = \"calibrated [^\n]*?fit on rows )[0-9,-]+( of [^\n]*?"
         r"their MAPE at this value: )[0-9.]+%",
