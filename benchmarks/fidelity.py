@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _llm_rows import llm_rows
 
+from hetnpu.atomic import atomic_write_text
 from hetnpu.fidelity import load_table, predict, target
 from hetnpu.fidelity.calibrate import leave_one_model_out
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {key[0]:<16} rows {idx}: {', '.join(key[1])} not timed")
     complete = [p for p in preds if p.complete]
     print("\nerror (|simulated - measured| / measured), rows simulated completely:")
-    for chip in [*sorted({p.target.preset for p in complete}), "all"]:
+    for chip in [*sorted({p.target.preset for p in complete}), "all"] if complete else []:
         errs = [p.error for p in complete if chip in ("all", p.target.preset)]
         print(
             f"  {chip:<11} rows {len(errs):>3}  MAPE {100 * statistics.fmean(errs):6.1f}%  "
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             for p in preds
         ]
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        atomic_write_text(Path(args.json), json.dumps(out, indent=1) + "\n")
     return 0
 
 
