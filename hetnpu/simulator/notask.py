@@ -32,15 +32,13 @@ from hetnpu.devices.rates import device_dtype
 from hetnpu.graph.ir import Graph, Node
 from hetnpu.simulator.formats import activation_formats
 from hetnpu.simulator.lowering import dev_nbytes
+from hetnpu.simulator.prepare import VIEW_OPS
 from hetnpu.simulator.tiler import Precision
 
 __all__ = ["notask_concats"]
 
 _ALIGN_BYTES = 32
 """``TENSOR_ALIGN_SIZE`` of the pass: every input's size a multiple of 32 bytes."""
-
-_VIEWS = frozenset({"Dropout", "Flatten", "Identity", "Reshape", "Squeeze", "Unsqueeze"})
-"""Reference ops GE traces through to an input's real producer (``GetFirstNotRefNode``)."""
 
 
 def notask_concats(graph: Graph, prec: Precision, converted_inputs: frozenset[str]) -> set[str]:
@@ -77,7 +75,8 @@ def _input_ok(graph: Graph, t: str, outputs: set[str], claimed: set[str], notask
 
 def _real_producer(graph: Graph, t: str) -> Node | None:
     node = graph.producer(t)
-    while node is not None and node.op_type in _VIEWS and node.inputs and node.inputs[0]:
+    # GE traces reference ops (views) back to the real producer (GetFirstNotRefNode).
+    while node is not None and node.op_type in VIEW_OPS and node.inputs and node.inputs[0]:
         node = graph.producer(node.inputs[0])
     return node
 
