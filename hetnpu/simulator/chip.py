@@ -66,7 +66,7 @@ from hetnpu.simulator.core import (
     compiled_programs,
     run_core,
 )
-from hetnpu.simulator.formats import format_transdata
+from hetnpu.simulator.formats import format_plan
 from hetnpu.simulator.isa import UNITS
 from hetnpu.simulator.l2 import L2Residency
 from hetnpu.simulator.lowering import Unsupported, event_budget, lower
@@ -149,8 +149,12 @@ class _Run:
         self.fused, self.chain_writes = fusions(graph, ub, mm, self.residual)
         self.alias = kernel_aliases(graph, self.fused, self.residual, ub, mm)
         """Tensor -> the tensor a fused kernel really writes in its place (L2 residency)."""
-        converted = frozenset(n.inputs[0] for n in input_transdata(graph))
-        self.notask = notask_concats(graph, ctx.prec, converted)
+        # ATC's input TransData, and the format plan they start (walked once: run_order and
+        # the no-task Concats both read it).
+        self.input_transdata = input_transdata(graph)
+        converted = frozenset(n.inputs[0] for n in self.input_transdata)
+        self.transdata_before, formats = format_plan(graph, converted)
+        self.notask = notask_concats(graph, ctx.prec, formats)
         """Concats GE runs as no task: their inputs are written in place in the output."""
         self.control = ControlOptions()
         """If/Loop/Scan choices and fed values (set by :func:`simulate`)."""
@@ -202,12 +206,10 @@ class _Run:
     def run_order(self) -> list[Node]:
         """The ops in run order: ATC's input TransData first, constants folded away, and the
         TransData of every format boundary just before the op that needs it."""
-        inputs = input_transdata(self.graph)
-        before = format_transdata(self.graph, frozenset(n.inputs[0] for n in inputs))
-        ops: list[Node] = list(inputs)
+        ops: list[Node] = list(self.input_transdata)
         for node in self.graph:
             if not node.is_constant:
-                ops.extend(before.get(node.name, ()))
+                ops.extend(self.transdata_before.get(node.name, ()))
                 ops.append(node)
         return ops
 

@@ -22,7 +22,7 @@ import onnx
 
 from hetnpu.graph.ir import Graph, Node
 
-__all__ = ["ND_ONLY", "NEEDS_5HD", "activation_formats", "format_transdata", "transdata_node"]
+__all__ = ["ND_ONLY", "NEEDS_5HD", "format_plan", "transdata_node"]
 
 NEEDS_5HD = frozenset(
     {
@@ -74,23 +74,15 @@ def transdata_node(tensor: str, dst: str, name: str | None = None) -> Node:
     )
 
 
-def format_transdata(graph: Graph, converted_inputs: frozenset[str]) -> dict[str, list[Node]]:
-    """Node name -> the TransData nodes that run just before it.
+def format_plan(
+    graph: Graph, converted_inputs: frozenset[str]
+) -> tuple[dict[str, list[Node]], dict[str, str]]:
+    """(node name -> the TransData nodes that run just before it, tensor -> the layout
+    (``"NC1HWC0"`` or ``"ND"``) it is in on the chip as its producer writes it; a TransData
+    before a consumer converts a copy, not this).
 
     ``converted_inputs`` are graph inputs already brought into 5HD (ATC's input TransData).
     """
-    return _walk(graph, converted_inputs)[0]
-
-
-def activation_formats(graph: Graph, converted_inputs: frozenset[str]) -> dict[str, str]:
-    """Tensor -> the layout (``"NC1HWC0"`` or ``"ND"``) it is in on the chip as its producer
-    writes it (a TransData before a consumer converts a copy, not this)."""
-    return _walk(graph, converted_inputs)[1]
-
-
-def _walk(
-    graph: Graph, converted_inputs: frozenset[str]
-) -> tuple[dict[str, list[Node]], dict[str, str]]:
     fmt: dict[str, str] = {t: (_5HD if t in converted_inputs else _ND) for t in graph.inputs}
     done: set[tuple[str, str]] = set()
     before: dict[str, list[Node]] = {}

@@ -27,10 +27,11 @@ nodes, which these graphs do not raise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from hetnpu.devices.layouts import nc1hwc0_c0
 from hetnpu.devices.rates import device_dtype
 from hetnpu.graph.ir import Graph, Node
-from hetnpu.simulator.formats import activation_formats
 from hetnpu.simulator.lowering import dev_nbytes
 from hetnpu.simulator.prepare import VIEW_OPS
 from hetnpu.simulator.tiler import Precision
@@ -41,13 +42,11 @@ _ALIGN_BYTES = 32
 """``TENSOR_ALIGN_SIZE`` of the pass: every input's size a multiple of 32 bytes."""
 
 
-def notask_concats(graph: Graph, prec: Precision, converted_inputs: frozenset[str]) -> set[str]:
+def notask_concats(graph: Graph, prec: Precision, fmt: Mapping[str, str]) -> set[str]:
     """Names of the Concat nodes GE runs as no task (see the module docstring).
 
-    ``converted_inputs`` are the graph inputs ATC brings into NC1HWC0 before the first
-    convolution (the layouts follow :func:`~hetnpu.simulator.formats.activation_formats`).
+    ``fmt`` is each tensor's layout on the chip (:func:`~hetnpu.simulator.formats.format_plan`).
     """
-    fmt = activation_formats(graph, converted_inputs)
     outputs = set(graph.outputs)
     claimed: set[str] = set()
     notask: set[str] = set()
@@ -81,7 +80,7 @@ def _real_producer(graph: Graph, t: str) -> Node | None:
     return node
 
 
-def _layout_ok(graph: Graph, t: str, node: Node, fmt: dict[str, str], prec: Precision) -> bool:
+def _layout_ok(graph: Graph, t: str, node: Node, fmt: Mapping[str, str], prec: Precision) -> bool:
     tensor = graph.tensors.get(t)
     if tensor is None or tensor.shape is None or any(d is None for d in tensor.shape):
         return False

@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from hetnpu.devices.presets import load_npu
 from hetnpu.graph import load
 from hetnpu.simulator import simulate
+from hetnpu.simulator.formats import format_plan
 from hetnpu.simulator.notask import notask_concats
 from hetnpu.simulator.tiler import precision_info
 
@@ -70,7 +71,8 @@ def test_batch_or_padding_keeps_the_concat_kernel() -> None:
 def test_a_producer_output_joins_one_no_task_concat() -> None:
     g = _branches(1, 32, second_concat=True)
     # ``a`` is in place in ``cat``; ``cat2`` would need it in its own output too.
-    assert notask_concats(g, precision_info("fp16"), frozenset({"x"})) == {"cat"}
+    formats = format_plan(g, frozenset({"x"}))[1]
+    assert notask_concats(g, precision_info("fp16"), formats) == {"cat"}
 
 
 def test_no_task_concat_output_is_resident_when_its_inputs_are() -> None:
