@@ -250,12 +250,12 @@ def phase_time(
 ) -> PhaseTime:
     """Simulated time of one pass (see the module docstring for the replay); ``replay=False``
     simulates every layer and the whole batch."""
-    rope = rope or "fused"  # the LLM graphs are the fused form: None and "fused" are one graph
+    # The LLM graphs are the fused form: None and "fused" are one graph.
+    shape = {"phase": phase, "seq": seq, "kv_len": kv_len, "kv_cache": kv_cache,
+             "rope": rope or "fused", "mask": mask}  # fmt: skip
     if not replay or config.layers == 1:
-        res = _simulate(config, spec, precision, config.layers, phase=phase, batch=batch,
-                        seq=seq, kv_len=kv_len, kv_cache=kv_cache, rope=rope,
-                        mask=mask)  # fmt: skip
-        return _phase(res, spec, {})
+        return _phase(_simulate(config, spec, precision, config.layers, batch=batch, **shape),
+                      spec, {})  # fmt: skip
 
     # A prompt pass leaves each layer's activations dirty in L2, and the next layer's evict and
     # write them back: the second of two simulated layers is the steady state every later layer
@@ -266,9 +266,7 @@ def phase_time(
     )
 
     def layers_replayed(sim_batch: int) -> PhaseTime:
-        res = _simulate(config, spec, precision, sim_layers, phase=phase, batch=sim_batch,
-                        seq=seq, kv_len=kv_len, kv_cache=kv_cache, rope=rope,
-                        mask=mask)  # fmt: skip
+        res = _simulate(config, spec, precision, sim_layers, batch=sim_batch, **shape)
         return _phase(res, spec, weights)
 
     most = max(1, PREFILL_TOKENS // seq)

@@ -244,7 +244,7 @@ class _Decoder:
         """The additive causal mask [S, L + S], or None where is_causal or no mask does it:
         a fused prompt without a past (is_causal, unless ``mask="tensor"``) and a one-token
         step (attends to everything)."""
-        if self.seq == 1 or (self.fused and self.kv_len == 0 and not self.mask_tensor):
+        if self.mask_form() != "tensor":
             return None
         if self._causal is not None:
             return self._causal
