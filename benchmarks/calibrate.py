@@ -77,6 +77,19 @@ def write_preset(preset: str, value_s: float, rows: tuple[int, ...], mape: float
     atomic_write_text(path, text)
 
 
+LAUNCH_GRID = tuple(i * 1e-8 for i in range(5001))
+"""Launch costs a fit tries: 0 to 50 us by 10 ns."""
+
+
+def _trial_preset(folder: Path, **values: float) -> str:
+    """A preset file inheriting the LLM rows' chip with ``values`` set, for one trial of a fit."""
+    path = folder / f"{LLM_PRESET}_{'_'.join(f'{v!r}' for v in values.values())}.toml"
+    lines = [f'inherits = "{LLM_PRESET}"', *(f"{k} = {v!r}" for k, v in values.items())]
+    path.write_text("\n".join([*lines, "[sources]", 'task_launch_s = "a trial value of the fit"'])
+                    + "\n")  # fmt: skip
+    return str(path)
+
+
 def _llm_fit(dry_run: bool) -> None:
     """Fit ``ascend910b4``'s task_launch_s to the LLM rows (see the module docstring)."""
     import tempfile
@@ -88,13 +101,8 @@ def _llm_fit(dry_run: bool) -> None:
     table = load_table()
     base_launch = load_npu(LLM_PRESET).task_launch_s
     with tempfile.TemporaryDirectory() as tmp:
-        trial = Path(tmp) / f"{LLM_PRESET}.toml"
-        trial.write_text(
-            f'inherits = "{LLM_PRESET}"\ntask_launch_s = {TRIAL_LAUNCH_S!r}\n'
-            '[sources]\ntask_launch_s = "a trial value of the fit"\n'
-        )
         at_base = llm_rows(table)
-        at_trial = llm_rows(table, chip=str(trial))
+        at_trial = llm_rows(table, chip=_trial_preset(Path(tmp), task_launch_s=TRIAL_LAUNCH_S))
     # value(d) = base + slope * (d - base_launch): slope = kernels launched per row
     lines = [
         (row, v0, (v1 - v0) / (TRIAL_LAUNCH_S - base_launch))
@@ -109,8 +117,7 @@ def _llm_fit(dry_run: bool) -> None:
         return sum(abs(value(ln, d) - ln[0].value) / ln[0].value for ln in group) / len(group)
 
     def fit(group) -> float:
-        grid = [i * 1e-8 for i in range(5001)]  # 0 .. 50 us by 10 ns
-        return min(grid, key=lambda d: (mape(group, d), d))
+        return min(LAUNCH_GRID, key=lambda d: (mape(group, d), d))
 
     best = fit(lines)
     rows = tuple(ln[0].index for ln in lines)
@@ -159,13 +166,8 @@ def _nd2nz_fit(dry_run: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
 
         def llm_at(frac: float, launch: float) -> dict[int, float]:
-            path = Path(tmp) / f"{LLM_PRESET}_{frac}_{launch}.toml"
-            path.write_text(
-                f'inherits = "{LLM_PRESET}"\ntask_launch_s = {launch!r}\n'
-                f"mte2_nd2nz_read_fraction = {frac!r}\n"
-                '[sources]\ntask_launch_s = "a trial value of the fit"\n'
-            )
-            return {row.index: v for row, v in llm_rows(table, chip=str(path))}
+            path = _trial_preset(Path(tmp), task_launch_s=launch, mte2_nd2nz_read_fraction=frac)
+            return {row.index: v for row, v in llm_rows(table, chip=path)}
 
         zero = llm_at(1.0, 0.0)
         kernels = {
@@ -182,8 +184,7 @@ def _nd2nz_fit(dry_run: bool) -> None:
                     return [abs(v + kernels[i] * launch - measured[i]) / measured[i]
                             for i, v in base.items()]  # fmt: skip
 
-                launch = min((i * 1e-8 for i in range(5001)),
-                             key=lambda d: (statistics.fmean(errs(d)), d))  # fmt: skip
+                launch = min(LAUNCH_GRID, key=lambda d: (statistics.fmean(errs(d)), d))
                 ov = {"mte2_nd2nz_read_fraction": frac}
                 errs_all = errs(launch) + [predict(t, ov).error for t in gemms]
                 tried[frac] = (statistics.fmean(errs_all), launch)
