@@ -11,18 +11,17 @@ RMSNorm and RoPE), made fast by replaying what repeats:
   ``layers`` times, plus the embedding and the LM head once. A prompt pass is simulated with
   two: the second layer pays the write-back of the first one's dirty activations that its own
   evict from L2, as every later layer does, so it is counted ``layers - 1`` times.
-- **Batch (prefill).** Past ``2b`` sequences (``b · P`` = :data:`PREFILL_TOKENS` rows), a
-  prompt pass is simulated for ``b`` and ``2b`` sequences and extrapolated linearly to ``B``:
-  every further ``b`` sequences cost what the second ``b`` did, once the Cube cores are busy
-  and the passes overflow L2 (their write-backs then grow with the batch; a 7B-class model's
-  2048-row pass does on a 910B, a small model on a big L2 may not).
+- **Batch (prefill).** Past ``2b`` sequences (``b`` sequences of a layer cost
+  :data:`PREFILL_MACS`), a prompt pass is simulated for ``b`` and ``2b`` sequences, each with
+  L2 cut to its share of the batch, and extrapolated linearly to ``B``: every further ``b``
+  sequences cost what the second ``b`` did, once the Cube cores run many waves and the passes'
+  tensors spill from L2 as the whole batch's do.
 - **Decode steps.** A step's time grows linearly with the KV length (the cache read is linear
   in it, the rest does not depend on it), so steps are simulated at :data:`DECODE_SAMPLES` KV
   lengths spread over the generation and the others interpolated; their sum is the decode time.
 
-Each shortcut is tested against the full simulation on a small model (``tests/llm``): layers
-and decode steps within 2 %, the prompt-batch extrapolation within 5 % (see
-:data:`PREFILL_TOKENS`).
+Each shortcut is tested against the full simulation on a small model (``tests/llm``): layers,
+decode steps and the prompt-batch extrapolation within 2 % (see :data:`PREFILL_MACS`).
 
 Memory: weights, KV cache, activations and workspace against the chip's HBM, with the largest
 batch and context that fit (:mod:`hetnpu.whatif.llm_memory`, re-exported here).
@@ -59,7 +58,7 @@ from hetnpu.whatif.llm_memory import WORKSPACE_BYTES, Memory, memory
 __all__ = [
     "DECODE_SAMPLES",
     "PRECISIONS",
-    "PREFILL_TOKENS",
+    "PREFILL_MACS",
     "WORKSPACE_BYTES",
     "LlmEstimate",
     "Memory",
@@ -75,26 +74,31 @@ PRECISIONS: Mapping[str, str] = {"fp16": "fp16", "bf16": "fp16", "fp32": "fp32"}
 same 2-byte elements and the same 16x16x16 Cube fractal (ascend-facts §1.1: DtypeMKN default
 (fp16/bf16) = 16,16,16; A2 ``support_bf16=1``)."""
 
-PREFILL_TOKENS = 2048
-"""Rows of the smaller of the two prompt passes a large batch is extrapolated from (at least
-one sequence). The error is L2's: a pass's tensors that fit L2 at 2048 or 4096 rows stream from
-HBM at the whole batch (Qwen2-7B's hidden-size activations: 29 MB at 4096 rows, 117 MB at
-16384, against the 910B4's 96 MB), and the two passes cannot show it. Measured at batch 16 x
-1024 tokens on the 910B4 against the simulation of the 16 sequences' layer pair:
+PREFILL_MACS = 5e11
+"""Multiply-accumulates of one layer in the smaller of the two prompt passes a large batch is
+extrapolated from (at least one sequence): 2048 rows of a 7B-class layer (Qwen2-7B: 237 M per
+token at a 1024-token prompt). A budget in MACs rather than rows, because both what the
+passes cost to simulate and how many waves each MatMul runs over the Cube cores follow the
+MACs: a narrow model's 2048-row pass splits its MatMuls into too few blocks to be what every
+further pass is (a 1024-wide layer: +8 % to +13 % from 1024-row passes, within 1.6 % from
+2048 rows and more).
 
-==============================  ======================  ======================
-model                           from 2048 + 4096 rows   from 1024 + 2048 rows
-==============================  ======================  ======================
-Qwen2-7B                        -2.4 %                  +0.6 %
-ChatGLM3-6B (as torchair runs)  -0.9 %                  +0.4 %
-Qwen2-0.5B's widths, 4 layers   -3.4 %                  -8.5 %
-==============================  ======================  ======================
+Each pass is simulated with L2 cut in proportion to its share of the batch, so its
+activations fit L2 or spill to HBM as the whole batch's do. This is the scaling of
+miniature simulations (Waldspurger et al., "Cache Modeling and Optimization using Miniature
+Simulations", USENIX ATC 2017: a sampled reference stream against a cache scaled by the
+sampling rate). With L2 left whole, tensors that fit it at 4096 rows but stream from HBM at
+the whole batch made the extrapolation fast (Qwen2-7B's hidden-size activations: 29 MB at 4096
+rows, 117 MB at 16384, against the 910B4's 96 MB). Measured by ``python benchmarks/llm.py``
+at batch 16 x 1024 tokens on the 910B4, against the whole batch's layer pair:
 
-The larger pair is kept: it is the nearer to the batch, and the smaller's figures on the 7B
-models move with details of the model (1.5 % and 5.2 % off with an earlier version of the
-prompt attention's lowering). Simulating the whole batch with only the Cube ops extrapolated fixes
-the normalisations but not the Cube ops that cross from L2 to HBM between the two passes
-(ChatGLM3's attention over its copied K/V: 2.7 % over), and costs 1.3 s more at batch 16."""
+==============================  ===================  ==================
+model                           L2 whole (before)    L2 scaled
+==============================  ===================  ==================
+Qwen2-7B                        -1.8 %               +0.4 %
+ChatGLM3-6B (as torchair runs)  -0.3 %               +0.6 %
+==============================  ===================  ==================
+"""
 
 DECODE_SAMPLES = 4
 """KV lengths at which decode steps are simulated (interpolated between)."""
@@ -266,10 +270,16 @@ def phase_time(
     )
 
     def layers_replayed(sim_batch: int) -> PhaseTime:
-        res = _simulate(config, spec, precision, sim_layers, batch=sim_batch, **shape)
-        return _phase(res, spec, weights)
+        # A pass over fewer sequences than the batch sees an L2 cut in the same proportion, so
+        # its activations fit L2 or spill to HBM as the whole batch's do (a miniature
+        # simulation: see PREFILL_MACS).
+        sim_spec = spec
+        if sim_batch < batch:
+            sim_spec = spec.model_copy(update={"l2_bytes": spec.l2_bytes * sim_batch // batch})
+        res = _simulate(config, sim_spec, precision, sim_layers, batch=sim_batch, **shape)
+        return _phase(res, sim_spec, weights)
 
-    most = max(1, PREFILL_TOKENS // seq)
+    most = max(1, int(PREFILL_MACS // (seq * _token_layer_macs(config, seq))))
     if phase == "decode" or batch <= 2 * most:
         return layers_replayed(batch)
     # Two batch sizes b and 2b, extrapolated linearly to B: each further b sequences cost what
@@ -285,6 +295,19 @@ def phase_time(
         two.bound,
         one.wall_s + two.wall_s,
     )
+
+
+def _token_layer_macs(config: DecoderConfig, seq: int) -> int:
+    """MACs one prompt token costs one layer: its projections, its FFN (the experts it is
+    routed to) and its attention over half the prompt on average (QKᵀ and PV)."""
+    h, q, kv = config.hidden, config.heads * config.head_dim, config.kv_heads * config.head_dim
+    proj = h * (q + 2 * kv) + q * h
+    if config.moe:
+        ffn = config.experts_per_token * 3 * h * config.expert_intermediate + h * config.experts
+        ffn += 3 * h * config.shared_expert_intermediate
+    else:
+        ffn = 3 * h * config.intermediate
+    return proj + ffn + q * seq
 
 
 def _phase(res: SimResult, spec: NpuSpec, weight: Mapping[int, float]) -> PhaseTime:

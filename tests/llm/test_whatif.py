@@ -94,19 +94,44 @@ def test_fast_replay_is_within_two_percent_of_the_full_simulation(monkeypatch):
     assert fast.ttft_s == pytest.approx(full.ttft_s, rel=0.02)
     assert fast.decode_s == pytest.approx(full.decode_s, rel=0.02)
     assert len(fast.per_token_s) < len(full.per_token_s)  # fewer steps simulated
-    # The prompt batch extrapolated from 4 and 8 sequences to 16: linear once the simulated
-    # passes overflow L2 (the write-backs then grow with the batch), as a 7B model's 2048-row
-    # passes do on the 910B4; here an L2 of 4 MiB puts this small model in that regime.
-    monkeypatch.setattr(llm, "PREFILL_TOKENS", 1024)
-    small_l2 = {"l2_bytes": 4 * 2**20}
-    kwargs = {"batch": 16, "prompt": 256, "generate": 1, "precision": "fp16"}
-    fast = estimate(config, "ascend910b4", overrides=small_l2, **kwargs)
-    full = estimate(config, "ascend910b4", overrides=small_l2, replay=False, **kwargs)
-    # Not within 2 %: the 1024-row pass splits its MatMuls over the cores less evenly than
-    # the larger ones (CANN's singleCoreM x singleCoreN split), so the secant from 4 to 8
-    # sequences overstates each further 4 (measured +4.6 %; Qwen2-7B and ChatGLM3-6B at
-    # batch 16 from 2048 and 4096 rows: -2.4 % and -0.9 %, see llm.PREFILL_TOKENS).
-    assert full.ttft_s < fast.ttft_s < 1.05 * full.ttft_s
+    # The prompt batch extrapolated from passes of 8 and 16 sequences (2048 and 4096 rows, with
+    # L2 cut to an eighth and a quarter) to 64: the budget lowered so this small model takes the
+    # path a 7B model's batch 16 does.
+    monkeypatch.setattr(llm, "PREFILL_MACS", 8 * 256 * llm._token_layer_macs(config, 256))
+    kwargs = {"batch": 64, "prompt": 256, "generate": 1, "precision": "fp16"}
+    fast = estimate(config, "ascend910b4", **kwargs)
+    full = estimate(config, "ascend910b4", replay=False, **kwargs)
+    assert fast.ttft_s == pytest.approx(full.ttft_s, rel=0.02)
+    assert fast.wall_s < full.wall_s / 2
+
+
+def test_prompt_passes_see_l2_cut_to_their_share_of_the_batch(monkeypatch):
+    config = load_config(MEDIUM)
+    spec = load_npu("ascend910b4")
+    monkeypatch.setattr(llm, "PREFILL_MACS", 8 * 256 * llm._token_layer_macs(config, 256))
+    seen: list[tuple[int, int]] = []
+    real = llm._simulate
+
+    def spy(config, spec, precision, layers, **shape):
+        seen.append((shape["batch"], spec.l2_bytes))
+        return real(config, spec, precision, layers, **shape)
+
+    monkeypatch.setattr(llm, "_simulate", spy)
+    phase_time(config, spec, "fp16", phase="prefill", batch=64, seq=256, kv_len=0)
+    assert seen == [(8, spec.l2_bytes // 8), (16, spec.l2_bytes // 4)]
+    seen.clear()
+    phase_time(config, spec, "fp16", phase="prefill", batch=16, seq=256, kv_len=0)
+    assert seen == [(16, spec.l2_bytes)]  # the whole batch: nothing extrapolated, L2 whole
+
+
+def test_the_prompt_pass_budget_is_in_macs_not_rows():
+    # A 7B layer's passes are 2 sequences of 1024 tokens; a layer 15x narrower's, 30.
+    per_seq = {
+        name: 1024 * llm._token_layer_macs(load_config(name), 1024)
+        for name in ("qwen2-7b", "chatglm3-6b")
+    }
+    assert all(int(llm.PREFILL_MACS // m) == 2 for m in per_seq.values())
+    assert int(llm.PREFILL_MACS // (1024 * llm._token_layer_macs(load_config(MEDIUM), 1024))) > 30
 
 
 def test_a_sweep_over_hbm_bandwidth_shows_decode_slowing(capsys):
