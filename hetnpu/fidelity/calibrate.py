@@ -16,6 +16,14 @@ The fit minimises the mean absolute percentage error over a chip's rows (a one-d
 piecewise-smooth problem: a bounded golden-section search on a fine grid's best bracket).
 Leave-one-model-out refits each chip without every row of one network (all its batches), then
 predicts those rows: the error a user should expect on a network the fit never saw.
+
+What the fitted value stands for: more than the scheduler's gap. Public graph-sink profiles of
+the first-generation Ascend 910 (mindspore-ai/mindinsight e97a0b9,
+``tests/utils/resource/profiler/PROF_000001_20230818142704322_COJGGGCANRMICFBC/device_0/
+timeline/task_time_0_2_*.json``) start each AI Core task 0.11 us (median; p90 0.18 us) after
+the previous one on its stream ends, and spend 0.4-1.5 us more inside a task than its cores'
+cycles account for. The fits (3.5-17.6 us) are far above both, so they also carry per-kernel
+costs the simulator leaves out; no public profile of the fitted chips shows which.
 """
 
 from __future__ import annotations
