@@ -108,7 +108,8 @@ def main() -> None:
 
 def extrapolation(target: str) -> None:
     """The prompt-batch extrapolation (llm.PREFILL_MACS) against the whole batch simulated,
-    layers replayed in both (their replay is exact: tests/llm)."""
+    layers replayed in both (the layer replay is tested within 2 % of every layer simulated:
+    tests/llm)."""
     print(
         f"\nPrompt batch 16 x 1024 extrapolated from two passes vs the whole batch simulated, "
         f"on {target} (target: within 2 %)"

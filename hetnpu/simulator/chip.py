@@ -84,7 +84,7 @@ from hetnpu.simulator.prepare import (
     residual_adds,
 )
 from hetnpu.simulator.result import OpRecord, SimResult, UnsupportedOp
-from hetnpu.simulator.spec_key import chip_key
+from hetnpu.simulator.spec_key import chip_key, lowering_key
 from hetnpu.simulator.tiler import precision_info
 
 __all__ = ["chip_key", "simulate"]
@@ -113,7 +113,7 @@ class _Run:
         clock = spec.clock_hz
         self.hbm = Bus("HBM", spec.hbm_bytes_per_s / clock)
         self.l2 = Bus("L2", spec.l2_bytes_per_s / clock)
-        self.key = chip_key(spec)
+        self.key = lowering_key(spec)
         self.launch_cycles = round(float(getattr(spec, "task_launch_s", 0.0)) * spec.clock_hz)
         """Cycles the task scheduler takes to start one kernel (``task_launch_s``)."""
         self.launched = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["chip_key"]
+__all__ = ["chip_key", "lowering_key"]
 
 _SPEC_FIELDS = (
     "name",
@@ -48,3 +48,15 @@ _SPEC_FIELDS = (
 def chip_key(spec: Any) -> tuple[Any, ...]:
     """The spec fields the simulator reads, as a hashable cache key."""
     return tuple(getattr(spec, f) for f in _SPEC_FIELDS)
+
+
+_RUN_ONLY = frozenset({"l2_bytes", "task_launch_s", "stream_switch_s"})
+"""Fields only the run reads (L2 residency, the launch before each kernel, control tasks), never
+an op's lowering: specs that differ in them share their lowered programs (an LLM prompt pass's
+L2 cut to its share of the batch, a sweep over launch cost). tests/simulator/test_spec_key.py
+checks that no lowering module reads them."""
+
+
+def lowering_key(spec: Any) -> tuple[Any, ...]:
+    """The spec fields an op's lowering reads, as the key of the lowering cache."""
+    return tuple(getattr(spec, f) for f in _SPEC_FIELDS if f not in _RUN_ONLY)

@@ -37,7 +37,10 @@ the layer of the attention shard with a 16-wide dense FFN (:data:`PROBE_FFN`) at
 ``T'`` tokens: ``P - R`` leaves the MoE of ``T'`` tokens, ``Q`` adds the attention of ``T``.
 What remains is the 16-wide FFN's difference between ``T`` and ``T'`` tokens (an
 assumption that it is negligible: one Cube fractal of work). The rest (embedding, LM head)
-is ``Q``'s.
+is ``Q``'s. In a big prompt batch ``P`` and ``R`` need not cancel exactly: each is
+extrapolated from passes sized by its own MACs (:data:`hetnpu.whatif.llm.PREFILL_MACS`),
+so the expert shard's passes may be smaller than the probe's, with L2 cut further (Mixtral
+TP2/EP2 at 16 x 1024: the EP layer 0.9 % over its whole-batch simulation).
 
 Left out: the router's replicated weights on an EP rank (it is counted for ``experts/ep``
 experts: ``hidden × experts`` elements a layer), and a shared expert's split (an EP rank runs
