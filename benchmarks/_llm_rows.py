@@ -16,6 +16,11 @@ modeling_chatglm.py (Ascend/torchair ``npu_tuned_model/llm/chatglm`` at c731684)
 - ``mask="tensor"``: its prompt calls ``npu_prompt_flash_attention`` with the causal mask and
   ``next_tokens=65535``, so the kernel computes every key block and masks it (the LLaMA script
   passes ``next_tokens=0``, and the kernel skips the blocks past the diagonal).
+- ``dynamic=True``: it compiles with ``torch.compile(dynamic=True)`` and its cache grows every
+  step, so GE runs a dynamic-shape graph whose varying ops the host schedules
+  (:mod:`hetnpu.whatif.llm_host`). The LLaMA script keeps a fixed-size cache updated in place
+  (``scatter_update_``) and sinks its tiling to the device (``tiling_schedule_optimize``): its
+  steps are timed as sunk graphs.
 
 LLaMA-2-70B tensor-parallel over the server's eight NPUs is timed by
 :func:`hetnpu.whatif.parallel_search.step_point` (TP 8 on the ``atlas-800i-a2`` topology, two
@@ -30,7 +35,7 @@ from typing import Any
 
 def llm_rows(rows: Iterable[Any], chip: str | None = None) -> list[tuple[Any, float]]:
     """(row, simulated ms) for every LLM row among ``rows``; ``chip`` replaces the server's
-    NPU preset (a preset name or a ``.toml`` path)."""
+    NPU preset (a preset name or a ``.toml`` path; an ``NpuSpec`` for the one-NPU rows only)."""
     from hetnpu.devices.topology import load_topology
     from hetnpu.whatif.llm import estimate
     from hetnpu.whatif.parallel_search import step_point
@@ -47,7 +52,7 @@ def llm_rows(rows: Iterable[Any], chip: str | None = None) -> list[tuple[Any, fl
             if row.batch not in runs:
                 runs[row.batch] = estimate(
                     "chatglm3-6b", npu, batch=row.batch, prompt=1024, generate=1024,
-                    kv_cache="concat-repeat", rope="decomposed", mask="tensor",
+                    kv_cache="concat-repeat", rope="decomposed", mask="tensor", dynamic=True,
                 )  # fmt: skip
             e = runs[row.batch]
             out.append((row, (e.ttft_s if prefill else e.mean_token_s) * 1e3))

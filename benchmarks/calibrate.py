@@ -1,6 +1,6 @@
 """Refit every calibrated preset value from the calibration table, reproducibly.
 
-Run: ``python benchmarks/calibrate.py [--dry-run] [--llm] [--nd2nz]``
+Run: ``python benchmarks/calibrate.py [--dry-run] [--llm] [--nd2nz] [--host]``
 
 Simulates every row hetnpu can (see ``benchmarks/fidelity.py``), fits each chip's
 ``task_launch_s`` (the one calibrated value; :mod:`hetnpu.fidelity.calibrate` says why and how)
@@ -9,10 +9,16 @@ deterministic: the same table and simulator give the same value to the last digi
 
 ``--llm`` also fits the launch cost of the Atlas 800I A2's NPU (``ascend910b4``) to the LLM
 rows (torchair graph mode: ChatGLM3-6B on one NPU, LLaMA-2-70B on eight). Each row is simulated
-at the preset's launch cost and at a trial one; a row's time is linear in the launch cost
+at the preset's launch cost and at a trial one; a sunk graph's time is linear in the launch cost
 (every kernel waits it once), so the two give each row's kernel count and the fit is exact
-without further simulation. Its leave-one-model-out error fits on one network and predicts the
-other.
+without further simulation. A host-bound row hides part of its launches behind the host: its
+"kernels" column is the secant's slope, fewer than it runs. Its leave-one-model-out error fits
+on one network and predicts the other.
+
+``--host`` first fits the Atlas 800I A2 host's ``host_op_s`` (what GE's host scheduling takes
+per op of a dynamic-shape graph, :mod:`hetnpu.whatif.llm_host`) to the rows whose graphs were
+compiled with symbolic shapes (ChatGLM3-6B): a grid by 1 us, then by 0.1 us around its best.
+The host's time is not part of a simulation, so every trial replays the same simulations.
 
 ``--nd2nz`` first fits the 910B's ``mte2_nd2nz_read_fraction`` (the rate of MTE2's ND→NZ
 panel copies, :func:`hetnpu.simulator.lowering.matmul.nd_read_fraction`) to the rows it moves,
@@ -143,6 +149,54 @@ def _llm_fit(dry_run: bool) -> None:
         write_preset(LLM_PRESET, best, rows, mape(lines, best))
 
 
+def _host_fit(dry_run: bool) -> None:
+    """Fit ``ascend910b4``'s host_op_s to the dynamic-shape rows (see the module docstring)."""
+    import statistics
+
+    from _llm_rows import llm_rows
+
+    import hetnpu.whatif.llm as llm
+    from hetnpu.devices.presets import load_npu
+
+    # Every trial replays the same simulations: keep them all.
+    llm._SIMULATED_MAX = 4096
+    rows = [r for r in load_table() if "ChatGLM3" in r.model and r.unit == "ms"]
+    base = load_npu(LLM_PRESET)
+    tried: dict[float, float] = {}
+
+    def mape(host_s: float) -> float:
+        if host_s not in tried:
+            spec = base.model_copy(update={"host_op_s": host_s})
+            errs = [abs(v - r.value) / r.value for r, v in llm_rows(rows, chip=spec)]
+            tried[host_s] = statistics.fmean(errs)
+        return tried[host_s]
+
+    coarse = min((i * 1e-6 for i in range(61)), key=lambda h: (mape(h), h))
+    fine = (round(coarse + i * 1e-7, 13) for i in range(-10, 11))
+    best = min((h for h in fine if h >= 0), key=lambda h: (mape(h), h))
+    indices = tuple(r.index for r in rows)
+    print(
+        f"{LLM_PRESET:<11} host_op_s = {best * 1e6:6.1f} us  rows {len(indices):>3}  MAPE at the "
+        f"fit {100 * mape(best):5.1f}% (without host scheduling: {100 * mape(0.0):.1f}%)"
+    )
+    if dry_run:
+        return
+    path = PRESETS / f"{LLM_PRESET}.toml"
+    text = path.read_text(encoding="utf-8")
+    text, n = _set_value(text, "host_op_s", f"{best * 1e6:.1f}e-6")
+    text, m = re.subn(
+        r"(^host_op_s = \"calibrated [^\n]*?fit to rows )[0-9,-]+( of [^\n]*?"
+        r"their MAPE at this value: )[0-9.]+%",
+        lambda mt: f"{mt.group(1)}{_ranges(indices)}{mt.group(2)}{100 * mape(best):.1f}%",
+        text,
+        count=1,
+        flags=re.M,
+    )
+    if (n, m) != (1, 1):
+        raise SystemExit(f"{path}: no host_op_s line to rewrite ({n}, {m})")
+    atomic_write_text(path, text)
+
+
 ND2NZ_PRESET = "ascend910b"  # the 910B family's preset; ascend910b4 inherits the value
 ND2NZ_COARSE = (0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -226,7 +280,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="first fit the 910B's ND->NZ read fraction to its GEMM and LLM rows (minutes)",
     )
+    parser.add_argument(
+        "--host",
+        action="store_true",
+        help="first fit the 910B4 host's time per host-scheduled op to the ChatGLM3 rows",
+    )
     args = parser.parse_args(argv)
+    if args.host:
+        _host_fit(args.dry_run)
     if args.nd2nz:
         _nd2nz_fit(args.dry_run)
     preds, _ = predict_table(load_table())

@@ -88,6 +88,14 @@ def llm(
             "block, as a prompt flash attention with next_tokens=65535)."
         ),
     ] = "is_causal",
+    dynamic: Annotated[
+        bool,
+        typer.Option(
+            help="The graphs were compiled with symbolic shapes (torch.compile(dynamic=True), "
+            "a cache grown every step): the ops whose shapes vary are host-scheduled, at the "
+            "chip's host_op_s each (default: the whole graph sinks to the device)."
+        ),
+    ] = False,
     full: Annotated[
         bool, typer.Option(help="Simulate every layer, sequence and step (slow).")
     ] = False,
@@ -105,7 +113,7 @@ def llm(
     base = {"model": model, "chip": chip or default_chip(), "batch": batch, "prompt": prompt,
             "generate": generate, "precision": precision, "replay": not full,
             "require_fit": require_fit, "kv_cache": kv_cache, "rope": rope,
-            "mask": mask}  # fmt: skip
+            "mask": mask, "dynamic": dynamic}  # fmt: skip
     sets = parse_sets(set_)
     axes = _sweep_axes(sweep)
     points = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
@@ -139,7 +147,10 @@ def _report(console: Console, e: Any) -> None:
         f"{e.generate} generated"
     )
     g = e.graph
-    console.print(f"  graph: KV cache {g['kv_cache']}, RoPE {g['rope']}, prompt mask {g['mask']}")
+    console.print(
+        f"  graph: KV cache {g['kv_cache']}, RoPE {g['rope']}, prompt mask {g['mask']}, "
+        f"shapes {g['shapes']}"
+    )
     console.print(f"  TTFT (prefill)       {e.ttft_s * 1e3:10.2f} ms")
     console.print(f"  decode per token     {e.mean_token_s * 1e3:10.2f} ms (mean)")
     for kv, s in e.per_token_s:

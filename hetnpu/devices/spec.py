@@ -256,6 +256,13 @@ class NpuSpec(_Spec):
         "and once per loop trip plus the exit; unset: one kernel launch (task_launch_s)",
     )
 
+    host_op_s: Seconds | None = Field(
+        None,
+        description="What the host takes to schedule one op of a dynamic-shape graph (GE host "
+        "scheduling: the op's InferShape, tiling and launch), seconds; unset: no op is "
+        "host-scheduled (the LLM what-if's shapes=dynamic then times the graph as sunk)",
+    )
+
     @property
     def control_task_s(self) -> float:
         """Seconds of one control task: ``stream_switch_s``, else one ``task_launch_s``."""

@@ -32,14 +32,17 @@ makes every step, or ``"concat-repeat"`` for that and the copy of each K/V head 
 that Hugging Face's ``repeat_kv`` (and ChatGLM's ``expand().contiguous()``) makes before
 attention.
 
-Left out: host-side time (tokenisation, sampling, the framework's per-step Python and launch
-overhead), speculative decoding, paged-attention block granularity, MoE load imbalance,
+Graphs compiled with symbolic shapes (``dynamic=True``) wait for the host's per-op scheduling
+of their varying ops (:mod:`hetnpu.whatif.llm_host`); a sunk graph (the default) never does.
+
+Left out: other host-side time (tokenisation, sampling, the framework's per-step Python),
+speculative decoding, paged-attention block granularity, MoE load imbalance,
 multi-chip parallelism (:mod:`hetnpu.whatif.parallel_search` builds on this module for it).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -53,7 +56,10 @@ from hetnpu.models.decoder import DecoderConfig, build_decoder, load_config
 from hetnpu.simulator import SimResult, simulate
 from hetnpu.simulator.frontend import torch_frontend
 from hetnpu.simulator.spec_key import chip_key
+from hetnpu.whatif.llm_host import varying_ops
 from hetnpu.whatif.llm_memory import WORKSPACE_BYTES, Memory, memory
+from hetnpu.whatif.llm_phase import PhaseTime
+from hetnpu.whatif.llm_phase import summed as _phase
 
 __all__ = [
     "DECODE_SAMPLES",
@@ -118,19 +124,6 @@ def default_chip() -> str:
 
 
 @dataclass(frozen=True)
-class PhaseTime:
-    """The simulated time of one forward pass and where it went."""
-
-    seconds: float
-    by_class: Mapping[str, float]
-    """Seconds per op class (attention, matmul, lm_head, norm+rope, other)."""
-    bound: Mapping[str, str]
-    """Op class → compute or memory: which bound most of its time was."""
-    wall_s: float
-    """Wall time of the simulations behind this figure."""
-
-
-@dataclass(frozen=True)
 class LlmEstimate:
     """What :func:`estimate` answers."""
 
@@ -192,28 +185,6 @@ def _phase_dict(p: PhaseTime) -> dict[str, Any]:
     return {"seconds": p.seconds, "by_class": dict(p.by_class), "bound": dict(p.bound)}
 
 
-def _op_class(name: str, op_type: str) -> str:
-    if name.startswith("/lm_head"):
-        return "lm_head"
-    if op_type in ("Attention", "Softmax") or "/self_attn/MatMul" in name:
-        return "attention"
-    if op_type in ("MatMul", "Gemm"):
-        return "matmul"
-    if (
-        op_type in ("RMSNormalization", "RotaryEmbedding")
-        or "layernorm" in name
-        or "rotary" in name
-    ):
-        return "norm+rope"
-    return "other"
-
-
-def _layer_of(name: str) -> int | None:
-    if name.startswith("/model/layers."):
-        return int(name.split(".", 2)[1].split("/", 1)[0])
-    return None
-
-
 _SIMULATED: OrderedDict[tuple[Any, ...], SimResult] = OrderedDict()
 _SIMULATED_MAX = 16
 
@@ -259,15 +230,27 @@ def phase_time(
     kv_cache: str = "inplace",
     rope: str | None = None,
     mask: str = "is_causal",
+    dynamic: bool = False,
+    attention: str = "fused",
 ) -> PhaseTime:
     """Simulated time of one pass (see the module docstring for the replay); ``replay=False``
-    simulates every layer and the whole batch."""
+    simulates every layer and the whole batch. ``dynamic`` times the pass as a dynamic-shape
+    graph whose varying ops the host schedules (:mod:`hetnpu.whatif.llm_host`).
+    ``attention="decomposed"`` times the basic-op form (attention, RoPE and RMSNorm unfused:
+    :func:`~hetnpu.models.decoder.build_decoder`'s ``attention``)."""
     # The LLM graphs are the fused form: None and "fused" are one graph.
     shape = {"phase": phase, "seq": seq, "kv_len": kv_len, "kv_cache": kv_cache,
              "rope": rope or "fused", "mask": mask}  # fmt: skip
+    if attention != "fused":
+        shape["attention"] = attention
+    host = dynamic and bool(spec.host_op_s)
+
+    def varying(layers: int, sim_batch: int) -> frozenset[str] | None:
+        return varying_ops(config, layers, sim_batch, shape) if host else None
+
     if not replay or config.layers == 1:
-        return _phase(_simulate(config, spec, precision, config.layers, batch=batch, **shape),
-                      spec, {})  # fmt: skip
+        res = _simulate(config, spec, precision, config.layers, batch=batch, **shape)
+        return _phase(res, spec, {}, varying(config.layers, batch))
 
     # A prompt pass leaves each layer's activations dirty in L2, and the next layer's evict and
     # write them back: the second of two simulated layers is the steady state every later layer
@@ -285,7 +268,7 @@ def phase_time(
         if sim_batch < batch:
             sim_spec = spec.model_copy(update={"l2_bytes": spec.l2_bytes * sim_batch // batch})
         res = _simulate(config, sim_spec, precision, sim_layers, batch=sim_batch, **shape)
-        return _phase(res, sim_spec, weights)
+        return _phase(res, sim_spec, weights, varying(sim_layers, sim_batch))
 
     most = max(1, int(PREFILL_MACS // (seq * _token_layer_macs(config, seq))))
     if phase == "decode" or batch <= 3 * most:
@@ -318,37 +301,6 @@ def _token_layer_macs(config: DecoderConfig, seq: int) -> int:
     return proj + ffn + q * seq
 
 
-def _phase(res: SimResult, spec: NpuSpec, weight: Mapping[int, float]) -> PhaseTime:
-    """Time of ``res`` with layer ``i``'s ops counted ``weight[i]`` times, other ops once. Ops
-    run one after another on the stream, so an op's share is its span plus the launch before
-    it."""
-    by_class: dict[str, float] = defaultdict(float)
-    bound_time: dict[tuple[str, str], float] = defaultdict(float)
-    prev_end = 0
-    total = 0.0
-    for op in res.ops:
-        span = op.end - prev_end if op.end > prev_end else 0
-        prev_end = max(prev_end, op.end)
-        layer = _layer_of(op.name)
-        w = weight.get(layer, 1.0) if layer is not None else 1.0
-        cls = _op_class(op.name, op.op_type)
-        by_class[cls] += w * span
-        total += w * span
-        if op.bound in ("compute", "memory"):
-            bound_time[(cls, op.bound)] += w * span
-    seconds = total / spec.clock_hz
-    bound = {}
-    for cls in by_class:
-        c, m = bound_time.get((cls, "compute"), 0.0), bound_time.get((cls, "memory"), 0.0)
-        bound[cls] = "compute" if c >= m else "memory"
-    return PhaseTime(
-        seconds,
-        {k: v / spec.clock_hz for k, v in sorted(by_class.items())},
-        dict(sorted(bound.items())),
-        res.wall_s,
-    )
-
-
 def estimate(
     model: Any,
     chip: str | NpuSpec | None = None,
@@ -364,6 +316,7 @@ def estimate(
     kv_cache: str = "inplace",
     rope: str | None = None,
     mask: str = "is_causal",
+    dynamic: bool = False,
 ) -> LlmEstimate:
     """TTFT, decode latency, tokens/s and memory of ``model`` on ``chip``.
 
@@ -398,6 +351,12 @@ def estimate(
         ``tensor`` gives the prompt's flash attention its causal mask as a tensor, which it
         computes every key block for (default ``is_causal``, which skips the blocks past the
         diagonal); :func:`~hetnpu.models.decoder.build_decoder`'s ``mask``.
+    dynamic
+        Time the graphs as compiled with symbolic shapes (``torch.compile(dynamic=True)``
+        with a cache grown by concatenation, as torchair's ChatGLM3 script runs): the ops
+        whose shapes vary are host-scheduled at the chip's ``host_op_s`` each, and a pass
+        waits for the host when its ops are shorter (:mod:`hetnpu.whatif.llm_host`). Default:
+        the whole graph sinks to the device.
 
     Raises
     ------
@@ -430,7 +389,7 @@ def estimate(
             f"{mem.workspace / 2**30:.1f}) but {spec.name} has {spec.hbm_bytes / 2**30:.1f} GiB; "
             f"largest batch that fits: {mem.max_batch}, largest context: {mem.max_context}"
         )
-    shape = {"batch": batch, "kv_cache": kv_cache, "rope": rope}
+    shape = {"batch": batch, "kv_cache": kv_cache, "rope": rope, "dynamic": dynamic}
     prompt_shape = {**shape, "mask": mask}
     prefill = phase_time(config, spec, precision, phase="prefill", seq=prompt, kv_len=0,
                          replay=replay, **prompt_shape)  # fmt: skip
@@ -472,5 +431,10 @@ def estimate(
         decode=decode,
         wall_s=wall,
         overrides=dict(overrides or {}),
-        graph={"kv_cache": kv_cache, "rope": rope or "fused", "mask": mask},
+        graph={
+            "kv_cache": kv_cache,
+            "rope": rope or "fused",
+            "mask": mask,
+            "shapes": "dynamic" if dynamic else "static",
+        },
     )

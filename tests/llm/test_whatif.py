@@ -247,7 +247,12 @@ def test_a_tensor_mask_slows_the_prompt_only_and_the_answer_says_which_graph():
     assert tensor.prefill.by_class["attention"] > 1.3 * flag.prefill.by_class["attention"]
     assert tensor.ttft_s > flag.ttft_s
     assert tensor.per_token_s == flag.per_token_s  # a decode step has no mask
-    assert tensor.to_dict()["graph"] == {"kv_cache": "inplace", "rope": "fused", "mask": "tensor"}
+    assert tensor.to_dict()["graph"] == {
+        "kv_cache": "inplace",
+        "rope": "fused",
+        "mask": "tensor",
+        "shapes": "static",
+    }
     assert flag.to_dict()["graph"]["mask"] == "is_causal"
 
 

@@ -1,0 +1,113 @@
+"""A simulated pass summed into a phase's time: each op's span by op class, the simulated layers
+replayed as often as the model has them, and, for a dynamic-shape graph, the waits for the host
+(:mod:`hetnpu.whatif.llm_host`). :mod:`hetnpu.whatif.llm` times its passes with it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from hetnpu.devices.spec import NpuSpec
+from hetnpu.simulator import SimResult
+from hetnpu.whatif.llm_host import host_scheduled
+
+__all__ = ["PhaseTime", "summed"]
+
+
+@dataclass(frozen=True)
+class PhaseTime:
+    """The simulated time of one forward pass and where it went."""
+
+    seconds: float
+    by_class: Mapping[str, float]
+    """Seconds per op class (attention, matmul, lm_head, norm+rope, other; host, the device's
+    waits for a host-scheduled op)."""
+    bound: Mapping[str, str]
+    """Op class → compute or memory: which bound most of its time was (host for the waits)."""
+    wall_s: float
+    """Wall time of the simulations behind this figure."""
+
+
+def _op_class(name: str, op_type: str) -> str:
+    if name.startswith("/lm_head"):
+        return "lm_head"
+    if op_type in ("Attention", "Softmax") or "/self_attn/MatMul" in name:
+        return "attention"
+    if op_type in ("MatMul", "Gemm"):
+        return "matmul"
+    if (
+        op_type in ("RMSNormalization", "RotaryEmbedding")
+        or "layernorm" in name
+        or "rotary" in name
+    ):
+        return "norm+rope"
+    return "other"
+
+
+def _layer_of(name: str) -> int | None:
+    if name.startswith("/model/layers."):
+        return int(name.split(".", 2)[1].split("/", 1)[0])
+    return None
+
+
+def summed(
+    res: SimResult,
+    spec: NpuSpec,
+    weight: Mapping[int, float],
+    varying: frozenset[str] | None = None,
+) -> PhaseTime:
+    """Time of ``res`` with layer ``i``'s ops counted ``weight[i]`` times, other ops once. Ops
+    run one after another on the stream, so an op's share is its span plus the launch before
+    it. With ``varying`` (the ops the host schedules, :func:`~hetnpu.whatif.llm_host.
+    varying_ops`) the device also waits for the host (class ``host``)."""
+    ops: list[tuple[int | None, str, int, bool, str]] = []
+    bound_time: dict[tuple[str, str], float] = defaultdict(float)
+    prev_end = 0
+    for op in res.ops:
+        span = op.end - prev_end if op.end > prev_end else 0
+        prev_end = max(prev_end, op.end)
+        layer = _layer_of(op.name)
+        w = weight.get(layer, 1.0) if layer is not None else 1.0
+        cls = _op_class(op.name, op.op_type)
+        ops.append((layer, op.name, span, op.bound not in ("fused", "zero"), cls))
+        if op.bound in ("compute", "memory"):
+            bound_time[(cls, op.bound)] += w * span
+    by_class: dict[str, float] = defaultdict(float)
+    if varying is None:
+        for layer, _, span, _, cls in ops:
+            by_class[cls] += (weight.get(layer, 1.0) if layer is not None else 1.0) * span
+        total = sum(by_class.values())
+    else:
+        cycles, classes = host_scheduled(
+            _replayed(ops, weight), varying, round(float(spec.host_op_s or 0.0) * spec.clock_hz)
+        )
+        total, by_class = float(cycles), defaultdict(float, classes)
+    bound = {}
+    for cls in by_class:
+        c, m = bound_time.get((cls, "compute"), 0.0), bound_time.get((cls, "memory"), 0.0)
+        bound[cls] = "host" if cls == "host" else "compute" if c >= m else "memory"
+    return PhaseTime(
+        total / spec.clock_hz,
+        {k: v / spec.clock_hz for k, v in sorted(by_class.items())},
+        dict(sorted(bound.items())),
+        res.wall_s,
+    )
+
+
+def _replayed(
+    ops: list[tuple[int | None, str, int, bool, str]], weight: Mapping[int, float]
+) -> Iterator[tuple[str, int, bool, str]]:
+    """The ops in the order the whole pass runs them: each simulated layer's run repeated as
+    often as its weight says."""
+    i = 0
+    while i < len(ops):
+        layer = ops[i][0]
+        j = i
+        while j < len(ops) and ops[j][0] == layer:
+            j += 1
+        times = round(weight.get(layer, 1.0)) if layer is not None else 1
+        for _ in range(times):
+            for _, name, span, kernel, cls in ops[i:j]:
+                yield name, span, kernel, cls
+        i = j
