@@ -277,15 +277,15 @@ def phase_time(
     # the second b did (the fixed part of the pass, and the first wave's, counted once).
     one, two = layers_replayed(most), layers_replayed(2 * most)
     reps = (batch - most) / most
-    return PhaseTime(
-        one.seconds + reps * (two.seconds - one.seconds),
-        {
-            k: one.by_class.get(k, 0.0) + reps * (v - one.by_class.get(k, 0.0))
-            for k, v in two.by_class.items()
-        },
-        two.bound,
-        one.wall_s + two.wall_s,
-    )
+    by_class = {
+        k: one.by_class.get(k, 0.0) + reps * (v - one.by_class.get(k, 0.0))
+        for k, v in two.by_class.items()
+    }
+    if "host" in by_class:
+        # The host's time does not grow with the batch and its ops' times do, so its waits
+        # shrink: the larger pass's, not a line through both (which would fall below zero).
+        by_class["host"] = two.by_class["host"]
+    return PhaseTime(sum(by_class.values()), by_class, two.bound, one.wall_s + two.wall_s)
 
 
 def _token_layer_macs(config: DecoderConfig, seq: int) -> int:

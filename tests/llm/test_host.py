@@ -107,3 +107,15 @@ def test_cli_dynamic_prints_the_host_class(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["graph"]["shapes"] == "dynamic"
     assert out["decode"]["by_class"]["host"] > 0
+
+
+def test_an_extrapolated_prompt_batch_keeps_the_larger_passes_host_waits(monkeypatch):
+    c = load_config(MEDIUM)
+    monkeypatch.setattr(llm, "PREFILL_MACS", 8 * 256 * llm._token_layer_macs(c, 256))
+    spec = load_npu("ascend910b4", {"host_op_s": 200e-6})
+    kw = {"phase": "prefill", "seq": 256, "kv_len": 0, "dynamic": True}
+    whole = llm.phase_time(c, spec, "fp16", batch=64, **kw)  # from passes of 8 and 16
+    two = llm.phase_time(c, spec, "fp16", batch=16, **kw)  # the larger pass, simulated whole
+    assert whole.by_class["host"] == pytest.approx(two.by_class["host"], rel=0.05)
+    assert whole.by_class["host"] > 0
+    assert whole.seconds == pytest.approx(sum(whole.by_class.values()))
