@@ -17,10 +17,14 @@ modeling_chatglm.py (Ascend/torchair ``npu_tuned_model/llm/chatglm`` at c731684)
   ``next_tokens=65535``, so the kernel computes every key block and masks it (the LLaMA script
   passes ``next_tokens=0``, and the kernel skips the blocks past the diagonal).
 - ``dynamic=True``: it compiles with ``torch.compile(dynamic=True)`` and its cache grows every
-  step, so GE runs a dynamic-shape graph whose varying ops the host schedules
-  (:mod:`hetnpu.whatif.llm_host`). The LLaMA script keeps a fixed-size cache updated in place
-  (``scatter_update_``) and sinks its tiling to the device (``tiling_schedule_optimize``): its
-  steps are timed as sunk graphs.
+  step, so GE runs a dynamic-shape graph whose symbolic ops the host schedules
+  (:mod:`hetnpu.whatif.llm_host`). The LLaMA script compiles with ``dynamic=True`` too, but
+  marks every decode input static (``torch._dynamo.mark_static`` in ``modeling_llama.py``'s
+  ``_mark_model_inputs_static``: "在走动态图模式场景下，实际增量是静态图", in dynamic mode the
+  decode graph is in fact static), its cache a fixed-size tensor updated in place; its rows
+  are timed as sunk graphs. Its prompt pass is not marked static, but its ops are long enough
+  to hide a host's per-op time, and 1284 host-scheduled decode ops at the 910B4 host's
+  ``host_op_s`` would take 38.3 ms, above its measured 35.1 ms step at batch 4.
 
 LLaMA-2-70B tensor-parallel over the server's eight NPUs is timed by
 :func:`hetnpu.whatif.parallel_search.step_point` (TP 8 on the ``atlas-800i-a2`` topology, two

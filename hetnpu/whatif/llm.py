@@ -246,7 +246,8 @@ def phase_time(
     host = dynamic and bool(spec.host_op_s)
 
     def varying(layers: int, sim_batch: int) -> frozenset[str] | None:
-        return varying_ops(config, layers, sim_batch, shape) if host else None
+        # The batch is symbolic when the real batch is above 1, whatever the simulated pass's.
+        return varying_ops(config, layers, sim_batch, shape, batch > 1) if host else None
 
     if not replay or config.layers == 1:
         res = _simulate(config, spec, precision, config.layers, batch=batch, **shape)
@@ -260,32 +261,27 @@ def phase_time(
         {0: 1.0, 1: float(config.layers - 1)} if sim_layers == 2 else {0: float(config.layers)}
     )
 
-    def layers_replayed(sim_batch: int) -> PhaseTime:
+    def pass_of(sim_batch: int) -> tuple[SimResult, NpuSpec]:
         # A pass over fewer sequences than the batch sees an L2 cut in the same proportion, so
         # its activations fit L2 or spill to HBM as the whole batch's do (a miniature
         # simulation: see PREFILL_MACS).
         sim_spec = spec
         if sim_batch < batch:
             sim_spec = spec.model_copy(update={"l2_bytes": spec.l2_bytes * sim_batch // batch})
-        res = _simulate(config, sim_spec, precision, sim_layers, batch=sim_batch, **shape)
-        return _phase(res, sim_spec, weights, varying(sim_layers, sim_batch))
+        return _simulate(
+            config, sim_spec, precision, sim_layers, batch=sim_batch, **shape
+        ), sim_spec
 
     most = max(1, int(PREFILL_MACS // (seq * _token_layer_macs(config, seq))))
     if phase == "decode" or batch <= 3 * most:
-        return layers_replayed(batch)
-    # Two batch sizes b and 2b, extrapolated linearly to B: each further b sequences cost what
-    # the second b did (the fixed part of the pass, and the first wave's, counted once).
-    one, two = layers_replayed(most), layers_replayed(2 * most)
-    reps = (batch - most) / most
-    by_class = {
-        k: one.by_class.get(k, 0.0) + reps * (v - one.by_class.get(k, 0.0))
-        for k, v in two.by_class.items()
-    }
-    if "host" in by_class:
-        # The host's time does not grow with the batch and its ops' times do, so its waits
-        # shrink: the larger pass's, not a line through both (which would fall below zero).
-        by_class["host"] = two.by_class["host"]
-    return PhaseTime(sum(by_class.values()), by_class, two.bound, one.wall_s + two.wall_s)
+        res, sim_spec = pass_of(batch)
+        return _phase(res, sim_spec, weights, varying(sim_layers, batch))
+    # Two batch sizes b and 2b, extrapolated linearly to B op by op: each further b sequences
+    # cost each op what the second b did (the fixed part of the pass, and the first wave's,
+    # counted once). The host is waited for afterwards: its time does not grow with the batch.
+    (one, _), (two, _) = pass_of(most), pass_of(2 * most)
+    return _phase(one, spec, weights, varying(sim_layers, most), toward=two,
+                  reps=(batch - most) / most)  # fmt: skip
 
 
 def _token_layer_macs(config: DecoderConfig, seq: int) -> int:

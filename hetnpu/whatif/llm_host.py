@@ -25,6 +25,11 @@ finished op ``i-1``. Each static subgraph costs the host one launch. When the op
 than the host's time per op, the device waits and the step is host-bound; that wait is the
 ``host`` class of the pass.
 
+``host_op_s`` is the host's whole time per op; the device still pays each kernel's
+``task_launch_s`` once the op reaches it (the calibration of the two takes the overlap). A
+dynamic graph with no symbolic op at all waits one ``host_op_s`` for its one sunk subgraph,
+which the default, sunk, timing leaves out.
+
 Left out:
 
 - host work besides scheduling ops (the framework's Python, sampling);
@@ -45,51 +50,59 @@ __all__ = ["host_scheduled", "varying_ops"]
 
 
 def varying_ops(
-    config: DecoderConfig, layers: int, batch: int, shape: Mapping[str, Any]
+    config: DecoderConfig,
+    layers: int,
+    batch: int,
+    shape: Mapping[str, Any],
+    symbolic_batch: bool | None = None,
 ) -> frozenset[str]:
-    """Names of the ops whose output shapes vary from one execution to the next.
+    """Names of the ops whose shapes are symbolic in the compiled graph.
 
-    An op varies when its outputs change between the pass as built and the pass one token
-    longer: the next KV length for decode, the next prompt length for a prompt. Past batch 1,
-    it also varies when its outputs change at the next batch.
+    An op is symbolic when an input or output changes between the pass as built and the pass
+    one token longer: the next KV length for decode, the next prompt length for a prompt. With
+    ``symbolic_batch`` (default: ``batch > 1``), it is also symbolic when one changes at the
+    next batch.
     """
     bumped = dict(shape)
     if shape["phase"] == "decode":
         bumped["kv_len"] = shape["kv_len"] + 1
     else:
         bumped["seq"] = shape["seq"] + 1
-    here = _output_shapes(config, layers, batch, tuple(sorted(shape.items())))
-    there = _output_shapes(
-        config, layers, batch if batch == 1 else batch + 1, tuple(sorted(bumped.items()))
-    )
+    if symbolic_batch is None:
+        symbolic_batch = batch > 1
+    here = _shapes(config, layers, batch, tuple(sorted(shape.items())))
+    there = _shapes(config, layers, batch + 1 if symbolic_batch else batch,
+                    tuple(sorted(bumped.items())))  # fmt: skip
     return frozenset(name for name, dims in here.items() if there.get(name) != dims)
 
 
 @functools.lru_cache(maxsize=16)
-def _output_shapes(
+def _shapes(
     config: DecoderConfig, layers: int, batch: int, shape: tuple[tuple[str, Any], ...]
 ) -> dict[str, tuple[Any, ...]]:
+    """Each op's input and output shapes, by op name."""
     model = build_decoder(config, weights="absent", layers=layers, moe="even", batch=batch,
                           **dict(shape))  # fmt: skip
     graph = load(model)
     return {
         node.name: tuple(
-            graph.tensors[t].shape if t in graph.tensors else None for t in node.outputs
+            graph.tensors[t].shape if t in graph.tensors else None
+            for t in (*node.inputs, *node.outputs)
         )
         for node in graph
     }
 
 
 def host_scheduled(
-    ops: Iterable[tuple[str, int, bool, str]], varying: frozenset[str], host_cycles: int
-) -> tuple[int, dict[str, int]]:
+    ops: Iterable[tuple[str, float, bool, str]], varying: frozenset[str], host_cycles: int
+) -> tuple[float, dict[str, float]]:
     """The pass's cycles with the host scheduling ops, and its cycles by op class.
 
     ``ops`` are ``(name, device cycles, is a kernel, op class)`` in run order, each repeated
     as often as it runs. Host waits are counted as the ``host`` class.
     """
-    device = host = 0
-    by_class: dict[str, int] = {}
+    device = host = 0.0
+    by_class: dict[str, float] = {}
     static_run = False  # inside a static subgraph the host has already launched
     for name, cycles, kernel, cls in ops:
         if kernel:

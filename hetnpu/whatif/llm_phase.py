@@ -51,31 +51,56 @@ def _layer_of(name: str) -> int | None:
     return None
 
 
+OpSpan = tuple[int | None, str, float, bool, str, str]
+"""(layer, op name, cycles on the stream, is a kernel, op class, bound) of one simulated op."""
+
+
+def _spans(res: SimResult) -> list[OpSpan]:
+    """Each op's share of the stream: its span plus the launch before it."""
+    out: list[OpSpan] = []
+    prev_end = 0
+    for op in res.ops:
+        span = op.end - prev_end if op.end > prev_end else 0
+        prev_end = max(prev_end, op.end)
+        kernel = op.bound not in ("fused", "zero")
+        out.append((_layer_of(op.name), op.name, float(span), kernel,
+                    _op_class(op.name, op.op_type), op.bound))  # fmt: skip
+    return out
+
+
 def summed(
     res: SimResult,
     spec: NpuSpec,
     weight: Mapping[int, float],
     varying: frozenset[str] | None = None,
+    *,
+    toward: SimResult | None = None,
+    reps: float = 0.0,
 ) -> PhaseTime:
     """Time of ``res`` with layer ``i``'s ops counted ``weight[i]`` times, other ops once. Ops
     run one after another on the stream, so an op's share is its span plus the launch before
     it. With ``varying`` (the ops the host schedules, :func:`~hetnpu.whatif.llm_host.
-    varying_ops`) the device also waits for the host (class ``host``)."""
-    ops: list[tuple[int | None, str, int, bool, str]] = []
+    varying_ops`) the device also waits for the host (class ``host``).
+
+    With ``toward`` (the same pass over more sequences), each op's span is extrapolated
+    linearly: ``span + reps * (toward's span - span)``, before the host is waited for."""
+    ops = _spans(res)
+    wall = res.wall_s
+    if toward is not None:
+        other = _spans(toward)
+        if [o[1] for o in other] != [o[1] for o in ops]:
+            raise ValueError("the two passes ran different ops")
+        ops = [(b[0], b[1], max(0.0, a[2] + reps * (b[2] - a[2])), b[3], b[4], b[5])
+               for a, b in zip(ops, other, strict=True)]  # fmt: skip
+        wall += toward.wall_s
     bound_time: dict[tuple[str, str], float] = defaultdict(float)
-    prev_end = 0
-    for op in res.ops:
-        span = op.end - prev_end if op.end > prev_end else 0
-        prev_end = max(prev_end, op.end)
-        layer = _layer_of(op.name)
-        w = weight.get(layer, 1.0) if layer is not None else 1.0
-        cls = _op_class(op.name, op.op_type)
-        ops.append((layer, op.name, span, op.bound not in ("fused", "zero"), cls))
-        if op.bound in ("compute", "memory"):
-            bound_time[(cls, op.bound)] += w * span
+    for layer, _, span, _, cls, bound in ops:
+        if bound in ("compute", "memory"):
+            w = weight.get(layer, 1.0) if layer is not None else 1.0
+            bound_time[(cls, bound)] += w * span
     by_class: dict[str, float] = defaultdict(float)
     if varying is None:
-        for layer, _, span, _, cls in ops:
+        for layer, _, span, _, cls, _ in ops:
             by_class[cls] += (weight.get(layer, 1.0) if layer is not None else 1.0) * span
         total = sum(by_class.values())
     else:
@@ -91,13 +116,13 @@ def summed(
         total / spec.clock_hz,
         {k: v / spec.clock_hz for k, v in sorted(by_class.items())},
         dict(sorted(bound.items())),
-        res.wall_s,
+        wall,
     )
 
 
 def _replayed(
-    ops: list[tuple[int | None, str, int, bool, str]], weight: Mapping[int, float]
-) -> Iterator[tuple[str, int, bool, str]]:
+    ops: list[OpSpan], weight: Mapping[int, float]
+) -> Iterator[tuple[str, float, bool, str]]:
     """The ops in the order the whole pass runs them: each simulated layer's run repeated as
     often as its weight says."""
     i = 0
@@ -108,6 +133,6 @@ def _replayed(
             j += 1
         times = round(weight.get(layer, 1.0)) if layer is not None else 1
         for _ in range(times):
-            for _, name, span, kernel, cls in ops[i:j]:
+            for _, name, span, kernel, cls, _ in ops[i:j]:
                 yield name, span, kernel, cls
         i = j

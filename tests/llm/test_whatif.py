@@ -140,7 +140,7 @@ def test_the_prompt_pass_budget_is_in_macs_not_rows(monkeypatch):
     # phase_time follows the budget: the passes are what it says.
     seen: list[int] = []
     monkeypatch.setattr(llm, "_simulate", lambda c, s, p, n, **shape: seen.append(shape["batch"]))
-    monkeypatch.setattr(llm, "_phase", lambda *a: llm.PhaseTime(1.0, {}, {}, 0.0))
+    monkeypatch.setattr(llm, "_phase", lambda *a, **k: llm.PhaseTime(1.0, {}, {}, 0.0))
     spec = load_npu("ascend910b4")
     phase_time(mixtral, spec, "fp16", phase="prefill", batch=8, seq=1024, kv_len=0)
     assert seen == [1, 2]  # 5e11 / (1024 x 398 M) = 1 sequence per pass
