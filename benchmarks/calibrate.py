@@ -83,6 +83,25 @@ def write_preset(preset: str, value_s: float, rows: tuple[int, ...], mape: float
     atomic_write_text(path, text)
 
 
+def _rewrite(preset: str, key: str, value: str, rows: tuple[int, ...], mape: float) -> None:
+    """Write a calibrated ``key``'s new value into ``preset``, and into its source the rows it
+    was fit on and their MAPE at it (the rest of the source kept as written)."""
+    path = PRESETS / f"{preset}.toml"
+    text = path.read_text(encoding="utf-8")
+    text, n = _set_value(text, key, value)
+    text, m = re.subn(
+        rf"(^{key} = \"calibrated [^\n]*?fit (?:to|on) rows )[0-9,-]+( of [^\n]*?"
+        r"their MAPE at this value: )[0-9.]+%",
+        lambda mt: f"{mt.group(1)}{_ranges(rows)}{mt.group(2)}{100 * mape:.1f}%",
+        text,
+        count=1,
+        flags=re.M,
+    )
+    if (n, m) != (1, 1):
+        raise SystemExit(f"{path}: no {key} line to rewrite ({n}, {m})")
+    atomic_write_text(path, text)
+
+
 LAUNCH_GRID = tuple(i * 1e-8 for i in range(5001))
 """Launch costs a fit tries: 0 to 50 us by 10 ns."""
 
@@ -181,20 +200,7 @@ def _host_fit(dry_run: bool) -> None:
     )
     if dry_run:
         return
-    path = PRESETS / f"{LLM_PRESET}.toml"
-    text = path.read_text(encoding="utf-8")
-    text, n = _set_value(text, "host_op_s", f"{best * 1e6:.1f}e-6")
-    text, m = re.subn(
-        r"(^host_op_s = \"calibrated [^\n]*?fit to rows )[0-9,-]+( of [^\n]*?"
-        r"their MAPE at this value: )[0-9.]+%",
-        lambda mt: f"{mt.group(1)}{_ranges(indices)}{mt.group(2)}{100 * mape(best):.1f}%",
-        text,
-        count=1,
-        flags=re.M,
-    )
-    if (n, m) != (1, 1):
-        raise SystemExit(f"{path}: no host_op_s line to rewrite ({n}, {m})")
-    atomic_write_text(path, text)
+    _rewrite(LLM_PRESET, "host_op_s", f"{best * 1e6:.1f}e-6", indices, mape(best))
 
 
 ND2NZ_PRESET = "ascend910b"  # the 910B family's preset; ascend910b4 inherits the value
@@ -255,20 +261,7 @@ def _nd2nz_fit(dry_run: bool) -> None:
           f"MAPE at the fit {100 * mape:5.1f}%")  # fmt: skip
     if dry_run:
         return
-    path = PRESETS / f"{ND2NZ_PRESET}.toml"
-    text = path.read_text(encoding="utf-8")
-    text, n = _set_value(text, "mte2_nd2nz_read_fraction", f"{best:.2f}")
-    text, m = re.subn(
-        r"(^mte2_nd2nz_read_fraction = \"calibrated [^\n]*?fit on rows )[0-9,-]+( of [^\n]*?"
-        r"their MAPE at this value: )[0-9.]+%",
-        lambda mt: f"{mt.group(1)}{_ranges(rows)}{mt.group(2)}{100 * mape:.1f}%",
-        text,
-        count=1,
-        flags=re.M,
-    )
-    if (n, m) != (1, 1):
-        raise SystemExit(f"{path}: no mte2_nd2nz_read_fraction line to rewrite ({n}, {m})")
-    atomic_write_text(path, text)
+    _rewrite(ND2NZ_PRESET, "mte2_nd2nz_read_fraction", f"{best:.2f}", rows, mape)
 
 
 def main(argv: list[str] | None = None) -> int:

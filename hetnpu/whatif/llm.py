@@ -261,27 +261,23 @@ def phase_time(
         {0: 1.0, 1: float(config.layers - 1)} if sim_layers == 2 else {0: float(config.layers)}
     )
 
-    def pass_of(sim_batch: int) -> tuple[SimResult, NpuSpec]:
+    def pass_of(sim_batch: int) -> SimResult:
         # A pass over fewer sequences than the batch sees an L2 cut in the same proportion, so
         # its activations fit L2 or spill to HBM as the whole batch's do (a miniature
         # simulation: see PREFILL_MACS).
         sim_spec = spec
         if sim_batch < batch:
             sim_spec = spec.model_copy(update={"l2_bytes": spec.l2_bytes * sim_batch // batch})
-        return _simulate(
-            config, sim_spec, precision, sim_layers, batch=sim_batch, **shape
-        ), sim_spec
+        return _simulate(config, sim_spec, precision, sim_layers, batch=sim_batch, **shape)
 
     most = max(1, int(PREFILL_MACS // (seq * _token_layer_macs(config, seq))))
     if phase == "decode" or batch <= 3 * most:
-        res, sim_spec = pass_of(batch)
-        return _phase(res, sim_spec, weights, varying(sim_layers, batch))
+        return _phase(pass_of(batch), spec, weights, varying(sim_layers, batch))
     # Two batch sizes b and 2b, extrapolated linearly to B op by op: each further b sequences
     # cost each op what the second b did (the fixed part of the pass, and the first wave's,
     # counted once). The host is waited for afterwards: its time does not grow with the batch.
-    (one, _), (two, _) = pass_of(most), pass_of(2 * most)
-    return _phase(one, spec, weights, varying(sim_layers, most), toward=two,
-                  reps=(batch - most) / most)  # fmt: skip
+    return _phase(pass_of(most), spec, weights, varying(sim_layers, most),
+                  toward=pass_of(2 * most), reps=(batch - most) / most)  # fmt: skip
 
 
 def _token_layer_macs(config: DecoderConfig, seq: int) -> int:

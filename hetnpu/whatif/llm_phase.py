@@ -96,18 +96,10 @@ def summed(
     bound_time: dict[tuple[str, str], float] = defaultdict(float)
     for layer, _, span, _, cls, bound in ops:
         if bound in ("compute", "memory"):
-            w = weight.get(layer, 1.0) if layer is not None else 1.0
-            bound_time[(cls, bound)] += w * span
-    by_class: dict[str, float] = defaultdict(float)
-    if varying is None:
-        for layer, _, span, _, cls, _ in ops:
-            by_class[cls] += (weight.get(layer, 1.0) if layer is not None else 1.0) * span
-        total = sum(by_class.values())
-    else:
-        cycles, classes = host_scheduled(
-            _replayed(ops, weight), varying, round(float(spec.host_op_s or 0.0) * spec.clock_hz)
-        )
-        total, by_class = float(cycles), defaultdict(float, classes)
+            bound_time[(cls, bound)] += _times(weight, layer) * span
+    # A sunk pass is the same run with a host that takes no time: nothing ever waits for it.
+    host_cycles = round(float(spec.host_op_s or 0.0) * spec.clock_hz) if varying is not None else 0
+    total, by_class = host_scheduled(_replayed(ops, weight), varying or frozenset(), host_cycles)
     bound = {}
     for cls in by_class:
         c, m = bound_time.get((cls, "compute"), 0.0), bound_time.get((cls, "memory"), 0.0)
@@ -131,8 +123,12 @@ def _replayed(
         j = i
         while j < len(ops) and ops[j][0] == layer:
             j += 1
-        times = round(weight.get(layer, 1.0)) if layer is not None else 1
-        for _ in range(times):
+        for _ in range(_times(weight, layer)):
             for _, name, span, kernel, cls, _ in ops[i:j]:
                 yield name, span, kernel, cls
         i = j
+
+
+def _times(weight: Mapping[int, float], layer: int | None) -> int:
+    """How often a simulated op runs in the whole pass: its layer's weight, else once."""
+    return round(weight.get(layer, 1.0)) if layer is not None else 1
