@@ -242,6 +242,12 @@ class NpuSpec(_Spec):
         "row-major ND matrix to NZ fractals on the way (Nd2Nz DataCopy) rather than copying "
         "fractals; 1: no penalty",
     )
+    transdata_bytes_per_cycle: Rate | None = Field(
+        None,
+        description="What CANN's TransData kernel converts between NCHW and NC1HWC0 (more than "
+        "4 channels) per core, bytes/cycle of the NC1HWC0 side; unset: one Vector pass at "
+        "vector_bytes_per_cycle",
+    )
     mte_latency_cycles: Cycles = Field(description="Fixed latency of one MTE transfer, cycles")
     gm_latency_cycles: Cycles = Field(description="Extra latency of a GM (DRAM) access, cycles")
     task_launch_s: Seconds = Field(

@@ -35,6 +35,7 @@ _SPEC_FIELDS = (
     "l1_to_ub_bytes_per_cycle",
     "gm_unaligned_read_fraction",
     "mte2_nd2nz_read_fraction",
+    "transdata_bytes_per_cycle",
     "mte_latency_cycles",
     "gm_latency_cycles",
     "task_launch_s",

@@ -6,8 +6,20 @@ bytes they actually touch GM→UB→GM with no Vector work; fills (ConstantOfSha
 their output from UB and read nothing; permutations (Transpose, DepthToSpace, Resize,
 TransData) add one Vector pass (vnchwconv / vtranspose, ascend-facts §1.2).
 
+A TransData between NCHW and NC1HWC0 runs at the chip's ``transdata_bytes_per_cycle``
+per core when it is set: CANN's kernel converts far below the copy and Vector rates. Public
+per-op profiles of an Ascend 910 (Huawei-Performance-Model/Ascend-910B,
+``application_test/final_test/*/aicore_intermediate_0_detail.csv`` with the shapes in
+``<model>.csv``; ``hetnpu/fidelity/data/ascend910_transdata.csv``, ``benchmarks/transdata.py``)
+time 22 such TransData of 12 to 2048 channels, fp16 and fp32, both directions, 4 to 100 MB,
+at 3.1 to 5.5 bytes of NC1HWC0 data per cycle per block (median 4.63), linear in the batch.
+A tensor of at most 4 channels (CANN's "small channel", the network input of an image model)
+is left at the Vector pass: the same profiles convert 3-channel inputs at 1.1 to 2.2 TB/s of
+NC1HWC0 data, as fast as the chip's HBM.
+
 Left out: strided-DMA inefficiency of non-contiguous copies (MTE2 is assumed to move any access
-pattern at its full rate), and layout-dependent TransData variants beyond one Vector pass.
+pattern at its full rate), and the rates of TransData between other formats (ND and
+FRACTAL_NZ, FRACTAL_Z), which stay one Vector pass.
 """
 
 from __future__ import annotations
@@ -23,7 +35,18 @@ from hetnpu.simulator.lowering.common import (
 )
 from hetnpu.simulator.lowering.vector_template import vector_lowering
 
-__all__ = ["lower_copy", "lower_fill", "lower_gather", "lower_permute", "lower_zero"]
+__all__ = [
+    "SMALL_CHANNEL",
+    "lower_copy",
+    "lower_fill",
+    "lower_gather",
+    "lower_permute",
+    "lower_zero",
+]
+
+SMALL_CHANNEL = 4
+"""Channel counts CANN treats as small (ATC ``--enable_small_channel``: convolutions of at most
+4 input channels); a TransData of so few channels is not timed at the 5HD rate."""
 
 
 def lower_zero(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
@@ -62,19 +85,33 @@ def lower_gather(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
 def lower_permute(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     """A permutation of the data: one Vector pass (transpose/nchwconv) between the copies."""
     ins, out = node_in_out(graph, node, ctx.prec)
+    per_repeat = 1
     if node.op_type == "TransData" and "NC1HWC0" in (
         node.attrs.get("dst_format"),
         node.attrs.get("src_format"),
     ):
         # The 5HD side is padded to C0 channels: written going in, read coming out.
         x = node.inputs[0]
+        shape = shape_of(graph, x)
         c0 = nc1hwc0_c0(device_dtype(graph.tensors[x].dtype, ctx.prec.name))
-        padded = _nc1hwc0_bytes(shape_of(graph, x), ins[0], c0)
+        padded = _nc1hwc0_bytes(shape, ins[0], c0)
         if node.attrs.get("dst_format") == "NC1HWC0":
             out = padded
         else:
             ins = [padded, *ins[1:]]
-    return vector_lowering([ins[0]], out, max(ins[0], out), ctx, name="transpose", op=node.name)
+        rate = ctx.spec.transdata_bytes_per_cycle
+        if rate and len(shape) > 1 and shape[1] > SMALL_CHANNEL:
+            # The Vector pass over the padded side, one repeat per `rate` bytes of it.
+            per_repeat = max(1, round(ctx.spec.vector_bytes_per_cycle / rate))
+    return vector_lowering(
+        [ins[0]],
+        out,
+        max(ins[0], out),
+        ctx,
+        cycles_per_repeat=per_repeat,
+        name="transpose",
+        op=node.name,
+    )
 
 
 def _nc1hwc0_bytes(shape: tuple[int, ...], nbytes: int, c0: int) -> int:
