@@ -206,8 +206,11 @@ class RooflineCostModel:
 
     def transdata(self, graph: Graph, tensor: str, *, to_npu: bool) -> float:
         """Seconds of the NPU's layout conversion of ``tensor``: a memory-bound op moving the
-        bytes it reads plus those it writes through HBM; 0 for tensors that stay ND."""
-        from hetnpu.devices.layouts import transdata_bytes
+        bytes it reads plus those it writes through HBM, or, between NCHW and NC1HWC0 of more
+        than 4 channels on a chip with ``transdata_bytes_per_cycle``, the NC1HWC0 bytes at that
+        rate on every core when slower (as the simulator times it); 0 for tensors that stay
+        ND."""
+        from hetnpu.devices.layouts import padded_nbytes, transdata_bytes
 
         t = graph.tensors[tensor]
         layouts = device_layouts(t)
@@ -218,4 +221,12 @@ class RooflineCostModel:
         dtype = device_dtype(t.dtype, self.precision)
         nbytes = transdata_bytes(tuple(t.shape), src, dst, dtype)  # type: ignore[arg-type]
         overhead = (self.npu.gm_latency_cycles + self.npu.mte_latency_cycles) / self.npu.clock_hz
-        return nbytes / self.npu.hbm_bytes_per_s + overhead
+        seconds = nbytes / self.npu.hbm_bytes_per_s
+        rate = getattr(self.npu, "transdata_bytes_per_cycle", None)
+        if rate and inside == "NC1HWC0" and t.shape[1] > 4:
+            five_hd = padded_nbytes(tuple(t.shape), "NC1HWC0", dtype)
+            cores = (
+                self.npu.ai_cores if self.npu.architecture == "coupled" else self.npu.vector_cores
+            )
+            seconds = max(seconds, five_hd / (rate * cores * self.npu.clock_hz))
+        return seconds + overhead

@@ -2,10 +2,12 @@
 
 One table so far, ``data/ascend910_transdata.csv``: every TransData between NCHW and NC1HWC0
 of more than 4 channels and at least 4 MiB of NC1HWC0 data in the public per-op profiles of
-an Ascend 910 (repository Huawei-Performance-Model/Ascend-910B: ``aicore_intermediate_0_
-detail.csv`` gives each task's time, ``<model>.csv`` its shapes, formats and block_dim). The
-median rate of those ops is the presets' ``transdata_bytes_per_cycle``
-(:func:`transdata_rate`); :func:`simulate_transdata` times each on a chip preset.
+a first-generation Ascend 910 (repository Huawei-Performance-Model/Ascend-910B, which does not
+name the chip; block_dim 30 in every AI Core op suggests a 30-core variant):
+``aicore_intermediate_0_detail.csv`` gives each task's time, ``<model>.csv`` its shapes,
+formats and block_dim. The median rate of those ops is the presets'
+``transdata_bytes_per_cycle`` (:func:`transdata_rate`); :func:`simulate_transdata` times each
+on a chip preset.
 
 Left out: the profiles' other ops. Their convolutions are training kernels fused with a
 BatchNorm reduction (``FusionOp_Conv2D_BNTrainingReduce``), unlike an inference convolution,
@@ -27,7 +29,14 @@ from hetnpu.devices.layouts import nc1hwc0_c0
 from hetnpu.graph import load
 from hetnpu.simulator import simulate
 
-__all__ = ["OpTime", "TransDataRow", "simulate_transdata", "transdata_rate", "transdata_rows"]
+__all__ = [
+    "OpTime",
+    "TransDataRow",
+    "mean_abs_error",
+    "simulate_transdata",
+    "transdata_rate",
+    "transdata_rows",
+]
 
 _TO_5HD = "NCHW->NC1HWC0"
 

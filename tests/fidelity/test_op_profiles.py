@@ -38,12 +38,9 @@ def test_the_split_chip_leaves_the_rate_unset() -> None:
 
 def test_the_simulated_conversions_stay_within_the_error_reached() -> None:
     spec = load_npu("ascend910", {})
-    rows = [r for r in transdata_rows() if r.profile.endswith("_16") or "_16_" in r.profile]
+    rows = transdata_rows()
     times = [simulate_transdata(r, spec) for r in rows]
-    assert len(times) >= 6 and {t.row.direction for t in times} == {
-        "NCHW->NC1HWC0",
-        "NC1HWC0->NCHW",
-    }
-    assert mean_abs_error(times) <= REACHED + 0.05
+    assert mean_abs_error(times) <= REACHED + 0.005
     plain = load_npu("ascend910", {"transdata_bytes_per_cycle": None})
-    assert mean_abs_error([simulate_transdata(r, plain) for r in rows]) > 0.5
+    small = [r for r in rows if r.profile.endswith("_16") or "_16_" in r.profile]
+    assert mean_abs_error([simulate_transdata(r, plain) for r in small]) > 0.5

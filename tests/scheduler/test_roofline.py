@@ -142,3 +142,31 @@ def test_the_cost_models_transdata_at_int8_converts_one_byte_elements() -> None:
 def test_a_plans_transdata_at_int8_converts_one_byte_elements() -> None:
     plan = build_plan(_relu_nchw(), {"op": "npu"}, precision="int8")
     assert {(d.tensor, d.nbytes) for d in plan.transdata} == {("x", 2240), ("y", 2240)}
+
+
+def _relu_of(shape: list[int]) -> Graph:
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="op")],
+        "g",
+        [vi("x", TensorProto.FLOAT16, shape)],
+        [vi("y", TensorProto.FLOAT16, shape)],
+    )
+    return load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_a_boundary_transdata_of_many_channels_runs_at_the_chips_profiled_rate() -> None:
+    # As the simulator times it (hetnpu.simulator.lowering.movement): NC1HWC0 bytes at
+    # transdata_bytes_per_cycle on every core, when slower than HBM; 64 channels fill 4 C0.
+    model = default_cost_model("ascend910", precision="fp16")
+    npu = model.npu
+    five_hd = 16 * 64 * 56 * 56 * 2
+    want = five_hd / (npu.transdata_bytes_per_cycle * npu.ai_cores * npu.clock_hz)
+    assert want > 2 * five_hd / npu.hbm_bytes_per_s
+    overhead = _memory_time(model, 0)
+    got = model.transdata(_relu_of([16, 64, 56, 56]), "x", to_npu=True)
+    assert got == pytest.approx(want + overhead)
+    # Three channels (a small-channel network input) stay memory-bound.
+    small = _relu_of([16, 3, 56, 56])
+    nbytes = 16 * 3 * 56 * 56 * 2 + 16 * 16 * 56 * 56 * 2
+    assert model.transdata(small, "x", to_npu=True) == pytest.approx(_memory_time(model, nbytes))

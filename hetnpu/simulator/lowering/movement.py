@@ -8,18 +8,20 @@ TransData) add one Vector pass (vnchwconv / vtranspose, ascend-facts §1.2).
 
 A TransData between NCHW and NC1HWC0 runs at the chip's ``transdata_bytes_per_cycle``
 per core when it is set: CANN's kernel converts far below the copy and Vector rates. Public
-per-op profiles of an Ascend 910 (Huawei-Performance-Model/Ascend-910B,
-``application_test/final_test/*/aicore_intermediate_0_detail.csv`` with the shapes in
-``<model>.csv``; ``hetnpu/fidelity/data/ascend910_transdata.csv``, ``benchmarks/transdata.py``)
-time 22 such TransData of 12 to 2048 channels, fp16 and fp32, both directions, 4 to 100 MB,
-at 3.1 to 5.5 bytes of NC1HWC0 data per cycle per block (median 4.63), linear in the batch.
-A tensor of at most 4 channels (CANN's "small channel", the network input of an image model)
-is left at the Vector pass: the same profiles convert 3-channel inputs at 1.1 to 2.2 TB/s of
-NC1HWC0 data, as fast as the chip's HBM.
+per-op profiles of a first-generation Ascend 910 (repository Huawei-Performance-Model/
+Ascend-910B, 2022, which does not name the chip; block_dim 30 in every AI Core op suggests a
+30-core variant: ``application_test/final_test/*/aicore_intermediate_0_detail.csv`` with the
+shapes in ``<model>.csv``; ``hetnpu/fidelity/data/ascend910_transdata.csv``,
+``benchmarks/transdata.py``) time 22 such TransData of 12 to 2048 channels, fp16 and fp32,
+both directions, 6 to 210 MB moved, at 3.1 to 5.5 bytes of NC1HWC0 data per cycle per block
+(median 4.63), linear in the batch. A tensor of at most 4 channels (CANN's "small channel", the
+network input of an image model) is left at the Vector pass: the same profiles convert
+3-channel inputs at 1.5 to 2.1 TB/s of padded NC1HWC0 data, faster than HBM could write it.
 
 Left out: strided-DMA inefficiency of non-contiguous copies (MTE2 is assumed to move any access
-pattern at its full rate), and the rates of TransData between other formats (ND and
-FRACTAL_NZ, FRACTAL_Z), which stay one Vector pass.
+pattern at its full rate); the rates of TransData between other formats (ND and FRACTAL_NZ,
+FRACTAL_Z), which stay one Vector pass; and an int8 conversion's own rate (the profiles are
+fp16 and fp32; int8's C0 of 32 halves its bytes, so it is timed twice as fast).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ __all__ = [
     "lower_permute",
     "lower_zero",
 ]
+
+_NCHW_5HD = frozenset({"NC1HWC0", "ND", "NCHW"})
+"""The formats of a TransData the profiled rate covers (the simulator's own are ND <-> 5HD)."""
 
 SMALL_CHANNEL = 4
 """Channel counts CANN treats as small (ATC ``--enable_small_channel``: convolutions of at most
@@ -86,10 +91,8 @@ def lower_permute(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     """A permutation of the data: one Vector pass (transpose/nchwconv) between the copies."""
     ins, out = node_in_out(graph, node, ctx.prec)
     per_repeat = 1
-    if node.op_type == "TransData" and "NC1HWC0" in (
-        node.attrs.get("dst_format"),
-        node.attrs.get("src_format"),
-    ):
+    formats = {node.attrs.get("dst_format"), node.attrs.get("src_format")}
+    if node.op_type == "TransData" and "NC1HWC0" in formats:
         # The 5HD side is padded to C0 channels: written going in, read coming out.
         x = node.inputs[0]
         shape = shape_of(graph, x)
@@ -100,7 +103,7 @@ def lower_permute(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
         else:
             ins = [padded, *ins[1:]]
         rate = ctx.spec.transdata_bytes_per_cycle
-        if rate and len(shape) > 1 and shape[1] > SMALL_CHANNEL:
+        if rate and formats <= _NCHW_5HD and len(shape) > 1 and shape[1] > SMALL_CHANNEL:
             # The Vector pass over the padded side, one repeat per `rate` bytes of it.
             per_repeat = max(1, round(ctx.spec.vector_bytes_per_cycle / rate))
     return vector_lowering(
