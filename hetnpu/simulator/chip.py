@@ -7,7 +7,8 @@ chips (910B) run Cube ops on the AIC cores and Vector ops on the AIV cores (1:2)
 data through GM (ascend-facts §1.9). A 4-D float input that feeds a Conv first goes through a
 TransData op into NC1HWC0, as ATC inserts one (§3.5); epilogues that ATC fuses into a Conv or
 MatMul (ReLU, BatchNormalization...) are recorded as ``fused`` and cost nothing, a residual
-Add fed by a Conv reads only its other input (:func:`~hetnpu.simulator.prepare.residual_adds`),
+Add fed by a Conv (:func:`~hetnpu.simulator.prepare.residual_adds`) is read and added in the
+convolution's epilogue on coupled chips and reads only its other input after it on split ones,
 and a chain of elementwise ops runs as its first op's kernel (:mod:`~hetnpu.simulator.ubfusion`).
 
 L2 is modelled per tensor: a tensor read the first time in an op comes from HBM for its unique
@@ -75,6 +76,7 @@ from hetnpu.simulator.notask import notask_concats
 from hetnpu.simulator.op_record import record_op
 from hetnpu.simulator.prepare import (
     VIEW_OPS,
+    conv_residuals,
     device_nbytes,
     fusions,
     input_transdata,
@@ -146,6 +148,12 @@ class _Run:
         ub = not ctx.split
         mm = matmul_ub_fusion(graph, ub)  # once: the three passes below all read it
         self.residual = residual_adds(graph, ub, mm)
+        # On coupled chips the residual is added in the convolution's epilogue, its read
+        # overlapping the Cube (cube_program's residual_role); on split chips it stays timed
+        # after the convolution.
+        self.conv_residual = {} if ctx.split else conv_residuals(graph, self.residual)
+        """Conv node -> (its fused residual Add, the residual tensor its epilogue reads)."""
+        self.epilogue_add = {add: conv for conv, (add, _) in self.conv_residual.items()}
         self.fused, self.chain_writes = fusions(graph, ub, mm, self.residual)
         self.alias = kernel_aliases(graph, self.fused, self.residual, ub, mm)
         """Tensor -> the tensor a fused kernel really writes in its place (L2 residency)."""
@@ -172,10 +180,9 @@ class _Run:
         for i, node in enumerate(nodes):
             if self.progress is not None:
                 self.progress(i, len(nodes))
-            if node.name in self.fused:
-                self.ops.append(
-                    OpRecord.fused(i, node.name, node.op_type, env.now, self.fused[node.name])
-                )
+            into = self.fused.get(node.name) or self.epilogue_add.get(node.name)
+            if into is not None:
+                self.ops.append(OpRecord.fused(i, node.name, node.op_type, env.now, into))
                 continue
             if node.op_type in EXPANDED_OPS and node.domain in ("", "ai.onnx"):
                 # Control flow and RNNs: timed as what they run (hetnpu.simulator.control).
@@ -223,7 +230,11 @@ class _Run:
         if node.name in self.notask:
             # ConcatNotaskPass: the producers wrote the output already; no kernel, no launch.
             return node, Lowered("vector", (), tile="no task (inputs in place)")
-        if node.name in self.residual:
+        if node.name in self.conv_residual:
+            # Its epilogue adds the residual: a fourth input after the (optional) bias.
+            ins = (*node.inputs, "", "")[:3]
+            node = dataclasses.replace(node, inputs=(*ins, self.conv_residual[node.name][1]))
+        elif node.name in self.residual:
             # Folded into its convolution's epilogue: the other input comes from GM, and the
             # sum leaves with the convolution's own write.
             skip = self.residual[node.name]
@@ -238,7 +249,7 @@ class _Run:
         """Lower every op the chip will run (into the lowering cache), without running any:
         under an event budget this refuses a model too big for it before the first event."""
         for node in self.run_order:
-            if node.name in self.fused:
+            if node.name in self.fused or node.name in self.epilogue_add:
                 continue
             try:
                 self._lowered(node)

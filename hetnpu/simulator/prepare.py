@@ -22,6 +22,7 @@ from hetnpu.simulator.ubfusion import chain_outputs, elementwise_chains
 __all__ = [
     "VIEW_OPS",
     "bias_add_input",
+    "conv_residuals",
     "device_nbytes",
     "epilogue_map",
     "fused_writes",
@@ -161,9 +162,12 @@ def residual_adds(graph: Graph, ub: bool = True, mm: MatmulUb | None = None) -> 
 
     CANN's buffer-fusion pass ``TbeConvDoubleInFusionPass`` (pattern
     ``TbeConvElemwiseReluFusion``: convolution → elementwise with a second input →
-    elementwise) adds the residual in the convolution's epilogue and writes only the sum. The
-    simulator times the Add after its Cube op as reading the residual and adding it, with no
-    write of its own: the Cube op's write stands for the fused kernel's one write of the sum.
+    elementwise) adds the residual in the convolution's epilogue and writes only the sum. On
+    coupled chips the simulator does the same (:func:`conv_residuals`: the convolution's
+    program reads each output block's residual into UB and the Vector unit adds it on the way
+    out); on split chips, and for a MatMul's UB-fused Add, it times the Add after its Cube op
+    as reading the residual and adding it, with no write of its own. Either way the Cube op's
+    write stands for the fused kernel's one write of the sum.
     """
     out: dict[str, str] = {}
     for node in graph:
@@ -174,20 +178,42 @@ def residual_adds(graph: Graph, ub: bool = True, mm: MatmulUb | None = None) -> 
         if ta is None or tb is None or ta.is_constant or tb.is_constant or ta.shape != tb.shape:
             continue
         for mine in (a, b):
-            prod = graph.producer(mine)
-            if prod is None or len(graph.consumers(mine)) != 1:
-                continue
-            root = prod
-            # Through epilogues already folded into a Cube op (BatchNormalization, ReLU...).
-            while root.op_type in FUSED_EPILOGUES and root.inputs:
-                up = graph.producer(root.inputs[0])
-                if up is None or len(graph.consumers(root.inputs[0])) != 1:
-                    break
-                root = up
-            if root.op_type == "Conv" and not root.is_constant:
+            root = _conv_root(graph, mine)
+            if root is not None:
                 out[node.name] = mine
                 break
     out.update((matmul_ub_fusion(graph, ub) if mm is None else mm)[1])
+    return out
+
+
+def _conv_root(graph: Graph, tensor: str) -> Node | None:
+    """The Conv whose kernel writes ``tensor`` (through the epilogues folded into it), when
+    ``tensor`` has no other reader; else None."""
+    prod = graph.producer(tensor)
+    if prod is None or len(graph.consumers(tensor)) != 1:
+        return None
+    root = prod
+    # Through epilogues already folded into a Cube op (BatchNormalization, ReLU...).
+    while root.op_type in FUSED_EPILOGUES and root.inputs:
+        up = graph.producer(root.inputs[0])
+        if up is None or len(graph.consumers(root.inputs[0])) != 1:
+            break
+        root = up
+    return root if root.op_type == "Conv" and not root.is_constant else None
+
+
+def conv_residuals(graph: Graph, residual: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Conv node → (its fused residual Add, the residual tensor the epilogue reads), for the
+    Adds of :func:`residual_adds` (``residual``) fed by a convolution (coupled chips add the
+    residual in the convolution's epilogue; a MatMul's UB-fused Add stays timed on its own)."""
+    out: dict[str, tuple[str, str]] = {}
+    for add, mine in residual.items():
+        root = _conv_root(graph, mine)
+        if root is None or root.name in out:
+            continue
+        node = graph.node(add)
+        other = next(t for t in node.inputs if t != mine)
+        out[root.name] = (add, other)
     return out
 
 

@@ -2,9 +2,10 @@
 
 CANN's buffer fusion ``TbeConvDoubleInFusionPass`` (convolution -> elementwise with a second
 input -> elementwise) adds the residual in the convolution's epilogue: one kernel, one task
-(:func:`hetnpu.simulator.prepare.residual_adds`). The simulator still times the Add's read
-of the residual after the convolution, but charges no ``task_launch_s`` for it, and the
-calibration's kernel count (:func:`hetnpu.fidelity.calibrate.kernels`) agrees.
+(:func:`hetnpu.simulator.prepare.residual_adds`). On coupled chips the simulator reads the
+residual in that epilogue (the Add is recorded as fused); on split chips it still times the
+Add's read of the residual after the convolution. Neither charges a ``task_launch_s`` for the
+Add, and the calibration's kernel count (:func:`hetnpu.fidelity.calibrate.kernels`) agrees.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hetnpu.devices.presets import load_npu
@@ -39,13 +41,17 @@ def _residual_block() -> object:
     return load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
 
 
-def test_residual_add_is_timed_but_not_launched() -> None:
-    spec = load_npu("ascend310p", {"task_launch_s": 5e-6})
+@pytest.mark.parametrize("chip", ["ascend310p", "ascend910b"])
+def test_residual_add_launches_nothing(chip: str) -> None:
+    spec = load_npu(chip, {"task_launch_s": 5e-6})
     res = simulate(_residual_block(), spec)
     per_kernel = round(5e-6 * spec.clock_hz)
     add = next(o for o in res.ops if o.name == "residual")
     assert add.launch_cycles == 0
-    assert add.end > add.start  # its read of the residual is still timed
+    if spec.architecture == "coupled":
+        assert add.bound == "fused" and add.fused_into == "conv2"
+    else:
+        assert add.end > add.start  # its read of the residual is timed after the convolution
     # The input TransData and the two convolutions are the only kernels.
     assert res.launch_cycles == 3 * per_kernel
     pred = SimpleNamespace(result=res)

@@ -1,4 +1,4 @@
-"""A small Conv → Relu → Conv → Add model and its simulation, shared by the trace tests."""
+"""A small Conv → Relu → Conv → Mul model and its simulation, shared by the trace tests."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from hetnpu.simulator import SimResult, simulate
 
 
 def residual_model() -> onnx.ModelProto:
-    """conv1 → relu (fused into conv1) → conv2 → add(conv2, relu): three timed ops, and the
-    data edges conv1→conv2, conv2→add and conv1→add (through the fused relu)."""
+    """conv1 → relu (fused into conv1) → conv2 → mul(conv2, relu): three timed ops, and the
+    data edges conv1→conv2, conv2→mul and conv1→mul (through the fused relu). A Mul, not a
+    residual Add: the Add would be added in conv2's epilogue (no op of its own)."""
     rng = np.random.default_rng(0)
     w1 = numpy_helper.from_array(rng.standard_normal((32, 16, 3, 3)).astype(np.float32), "W1")
     w2 = numpy_helper.from_array(rng.standard_normal((32, 32, 3, 3)).astype(np.float32), "W2")
@@ -25,7 +26,7 @@ def residual_model() -> onnx.ModelProto:
         helper.make_node("Conv", ["X", "W1"], ["c1"], name="conv1", **pads),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
         helper.make_node("Conv", ["r1", "W2"], ["c2"], name="conv2", **pads),
-        helper.make_node("Add", ["c2", "r1"], ["Y"], name="add"),
+        helper.make_node("Mul", ["c2", "r1"], ["Y"], name="mul"),
     ]
     graph = helper.make_graph(
         nodes,
@@ -82,6 +83,6 @@ def runtime_like_trace() -> dict:
         x(1, 3, "transfer", "r1 cpu->npu", 10, 2),
         x(2, 1, "stage", "stage1", 12, 8),
         x(2, 2, "op", "conv2", 12, 5),
-        x(2, 2, "op", "add", 17, 3),
+        x(2, 2, "op", "mul", 17, 3),
     ]
     return {"traceEvents": meta + spans, "otherData": {"generator": "hetnpu.runtime"}}

@@ -45,7 +45,7 @@ def test_emitted_trace_is_valid_and_complete(sim, tmp_path, level) -> None:
     assert {"SCALAR", "MTE2", "MTE1", "CUBE", "VECTOR", "MTE3"} <= threads <= set(UNITS)
     ops = [e for e in events if e["ph"] == "X" and e["cat"] == "op"]
     # ATC's TransData of the Conv-fed input comes first; relu1 is fused into conv1.
-    assert [e["name"] for e in ops] == ["TransData:X", "conv1", "conv2", "add"]
+    assert [e["name"] for e in ops] == ["TransData:X", "conv1", "conv2", "mul"]
     conv1 = ops[1]["args"]
     assert conv1["fused"] == ["relu1"]
     assert conv1["input_shapes"] == "1,16,56,56;32,16,3,3"
@@ -63,7 +63,7 @@ def test_emitted_trace_is_valid_and_complete(sim, tmp_path, level) -> None:
         return next(e["name"] for e in ops if e["ts"] <= ts <= e["ts"] + e["dur"])
 
     edges = {(op_at(starts[i]["ts"]), op_at(ends[i]["ts"]), starts[i]["name"]) for i in starts}
-    assert edges == {("conv1", "conv2", "r1"), ("conv1", "add", "r1"), ("conv2", "add", "c2")}
+    assert edges == {("conv1", "conv2", "r1"), ("conv1", "mul", "r1"), ("conv2", "mul", "c2")}
     # Every flow ends on the transfer that loads the tensor: an MTE2 lane of an AI core.
     lane = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["name"] == "thread_name"}
     assert {lane[(e["pid"], e["tid"])] for e in ends.values()} == {"MTE2"}

@@ -86,7 +86,7 @@ def test_report_renders_in_headless_chromium(sim, tmp_path, chromium, level) -> 
     body = body_attrs(dom)
     assert body.get("data-ready") == "1", dom[:500]
     assert json.loads(body["data-js-errors"] or "null") == []
-    assert int(body["data-op-bars"] or -1) == n_ops == 4  # TransData:X, conv1, conv2, add
+    assert int(body["data-op-bars"] or -1) == n_ops == 4  # TransData:X, conv1, conv2, mul
 
 
 def test_report_of_a_measured_runtime_trace_renders(tmp_path, chromium) -> None:

@@ -36,7 +36,7 @@ def test_op_summary_of_a_simulation(sim, tmp_path) -> None:
         )
         assert 0 < r["utilisation"] <= 1
     assert rows[0]["op"] == "TransData:X" and rows[0]["cube_cycles"] == 0
-    assert rows[1]["cube_cycles"] > 0 and rows[-1]["cube_cycles"] == 0  # conv vs add
+    assert rows[1]["cube_cycles"] > 0 and rows[-1]["cube_cycles"] == 0  # conv vs mul
 
 
 def test_onnxruntime_profile_reads_and_summarises_through_the_cli(tmp_path, capsys) -> None:
@@ -53,8 +53,8 @@ def test_onnxruntime_profile_reads_and_summarises_through_the_cli(tmp_path, caps
     profile = sess.end_profiling()
     tr = read_trace(profile)
     assert tr.kind == "onnxruntime"
-    assert sorted({o.name for o in tr.ops}) == ["add", "conv1", "conv2", "relu1"]
-    assert {o.op_type for o in tr.ops} == {"Conv", "Relu", "Add"}
+    assert sorted({o.name for o in tr.ops}) == ["conv1", "conv2", "mul", "relu1"]
+    assert {o.op_type for o in tr.ops} == {"Conv", "Relu", "Mul"}
     assert {o.device for o in tr.ops} == {"cpu"} and len(tr.ops) == 8  # two runs
     out = tmp_path / "ops.csv"
     assert main(["summary", profile, "--csv", str(out)]) == 0
@@ -66,7 +66,7 @@ def test_onnxruntime_profile_reads_and_summarises_through_the_cli(tmp_path, caps
     write_chrome_trace(run().result, sim_path, "op")
     d = diff_traces(profile, sim_path)
     # The simulated TransData has no measured counterpart but is still listed.
-    assert {r["op"] for r in d.ops} == {"TransData:X", "add", "conv1", "conv2", "relu1"}
+    assert {r["op"] for r in d.ops} == {"TransData:X", "conv1", "conv2", "mul", "relu1"}
 
 
 def test_trace_diff_names_the_ops_a_chip_parameter_changed(tmp_path, capsys) -> None:
@@ -109,7 +109,7 @@ def test_runtime_profile_shape_reads_per_device(tmp_path) -> None:
         ("conv1", "cpu"),
         ("relu1", "cpu"),
         ("conv2", "sim-npu"),
-        ("add", "sim-npu"),
+        ("mul", "sim-npu"),
     ]
     util = {(u["device"], u["unit"]): u["utilisation"] for u in unit_utilisation(trace)}
     # cpu's wall spans its ops and its lanes (stage and transfers): 12 µs here, not the 10 µs

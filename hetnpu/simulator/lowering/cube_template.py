@@ -41,6 +41,7 @@ def cube_program(
     b_role: str = "in1",
     a_rate_fraction: float = 1.0,
     b_rate_fraction: float = 1.0,
+    residual_role: str | None = None,
 ) -> tuple[Instr, ...]:
     """The instruction program of one core computing output ``blocks`` of a Cube op.
 
@@ -62,6 +63,11 @@ def cube_program(
         Fraction of MTE2's read rates the A and B panel copies reach (ND→NZ conversion, rows
         that start off 512-B boundaries: see
         :func:`~hetnpu.simulator.lowering.matmul.nd_read_fraction`).
+    residual_role
+        GM role of a residual added in the epilogue (coupled chips: a convolution with its
+        residual Add, ``TbeConvDoubleInFusionPass``), or None. Per output block MTE2 reads the
+        residual's block into UB once the slot's last store is done, and the Vector unit adds
+        it as it takes the block from L0C, so the read overlaps the Cube's next blocks.
     """
     spec, prec = ctx.spec, ctx.prec
     ib, ab, ob = prec.float_bytes, prec.acc_bytes, prec.float_bytes
@@ -175,16 +181,36 @@ def cube_program(
                 )
             )
         else:
+            vwaits: tuple[Flag, ...] = (("M", "V", so), ("MTE3", "V", so))
+            stored: tuple[Flag, ...] = (("MTE3", "V", so),)
+            cyc = copy_cycles(c_bytes, spec.fixpipe_bytes_per_cycle, spec.vector_latency_cycles)
+            if residual_role is not None:
+                prog.append(
+                    Instr(
+                        "MTE2",
+                        "mte2.load_residual",
+                        gm_copy_cycles(spec, o_bytes, gm_rate),
+                        o_bytes,
+                        residual_role,
+                        "GM",
+                        "UB",
+                        (("MTE3", "MTE2", so),),
+                        (("MTE2", "V", so),),
+                    )
+                )
+                vwaits = (*vwaits, ("MTE2", "V", so))
+                stored = (*stored, ("MTE3", "MTE2", so))
+                cyc += math.ceil(2 * o_bytes / spec.vector_bytes_per_cycle)  # reads both addends
             prog.append(
                 Instr(
                     "VECTOR",
                     "vec.l0c_to_ub",
-                    copy_cycles(c_bytes, spec.fixpipe_bytes_per_cycle, spec.vector_latency_cycles),
+                    cyc,
                     c_bytes,
                     None,
                     "L0C",
                     "UB",
-                    (("M", "V", so), ("MTE3", "V", so)),
+                    vwaits,
                     (("V", "M", so), ("V", "MTE3", so)),
                 )
             )
@@ -198,13 +224,13 @@ def cube_program(
                     "UB",
                     "GM",
                     (("V", "MTE3", so),),
-                    (("MTE3", "V", so),),
+                    stored,
                 )
             )
     return tuple(prog)
 
 
-def cube_init_flags(tile: CubeTile, split: bool) -> tuple[Flag, ...]:
+def cube_init_flags(tile: CubeTile, split: bool, residual: bool = False) -> tuple[Flag, ...]:
     """Flags set before a Cube program starts: every ping-pong slot begins free."""
     out = "FIX" if split else "V"
     flags: list[Flag] = []
@@ -214,4 +240,6 @@ def cube_init_flags(tile: CubeTile, split: bool) -> tuple[Flag, ...]:
         flags.append((out, "M", s))
         if not split:
             flags.append(("MTE3", "V", s))
+            if residual:
+                flags.append(("MTE3", "MTE2", s))
     return tuple(flags)

@@ -74,10 +74,12 @@ def _lower_products(
     n: int,
     a_gm_per_elem: float,
     rows: tuple[str, str] | None = None,
+    residual_role: str | None = None,
 ) -> Lowered:
     """The Cube lowering of ``batch`` products (m, k) x (k, n). ``rows`` names the stored
     inner (contiguous) axis of A ("k" or "m") and of B ("n" or "k") for a row-major ND
-    operand pair (MatMul, Gemm); None for operands that are not (img2col, 5HD)."""
+    operand pair (MatMul, Gemm); None for operands that are not (img2col, 5HD).
+    ``residual_role`` is the GM role of a residual the epilogue adds (coupled chips only)."""
     spec = ctx.spec
     if batch == 0 or m == 0 or n == 0:  # an empty output: nothing to compute or write
         return Lowered("cube", (), tile=f"empty {batch}x({m},{k},{n})")
@@ -94,7 +96,8 @@ def _lower_products(
         prec=ctx.prec,
         cores=ctx.cube_cores,
         double_buffer=ctx.double_buffer,
-        ub_bytes=None if ctx.split else spec.ub_bytes,
+        # A residual's block waits in UB beside the output's: half of UB each.
+        ub_bytes=None if ctx.split else spec.ub_bytes // (2 if residual_role else 1),
         force=ctx.force_tile,
         a_bytes_per_elem=a_gm_per_elem,
     )
@@ -136,13 +139,14 @@ def _lower_products(
                 a_gm_per_elem=a_gm_per_elem,
                 a_rate_fraction=a_frac,
                 b_rate_fraction=b_frac,
+                residual_role=residual_role,
             )
         programs.append(prog)
     macs = sum(i.macs for p in programs for i in p)
     return Lowered(
         "cube",
         tuple(programs),
-        cube_init_flags(tile, ctx.split),
+        cube_init_flags(tile, ctx.split, residual_role is not None),
         macs=macs,
         tile=(
             f"{batch}x({m},{k},{n}) tile m={tile.m} k={tile.k} n={tile.n} kp={tile.kp} "
@@ -258,7 +262,12 @@ def lower_conv(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
     else:
         batch, k, n = 1, cin * taps, cout
     a_rate = (x_bytes / batch) / (m * k) if m * k else 0.0
-    return _lower_products(node, ctx, batch, m, k, n, a_rate)
+    # A fourth input is the residual of an Add fused into the epilogue (the simulator's
+    # TbeConvDoubleInFusionPass, coupled chips): its role counts the inputs present before it.
+    residual = None
+    if len(node.inputs) > 3 and node.inputs[3] and not ctx.split:
+        residual = f"in{sum(1 for t in node.inputs[:3] if t)}"
+    return _lower_products(node, ctx, batch, m, k, n, a_rate, residual_role=residual)
 
 
 def _group_extend(cin_g: int, cout_g: int, groups: int, k0: int, n0: int) -> tuple[int, int, int]:
