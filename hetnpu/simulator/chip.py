@@ -182,6 +182,8 @@ class _Run:
                 self.progress(i, len(nodes))
             into = self.fused.get(node.name) or self.epilogue_add.get(node.name)
             if into is not None:
+                # An epilogue of a residual Add runs in the convolution that adds it.
+                into = self.epilogue_add.get(into, into)
                 self.ops.append(OpRecord.fused(i, node.name, node.op_type, env.now, into))
                 continue
             if node.op_type in EXPANDED_OPS and node.domain in ("", "ai.onnx"):
@@ -264,7 +266,9 @@ class _Run:
             rid = ROLE_IDS.setdefault(f"in{j}", len(ROLE_IDS))
             if rid >= len(remaining):
                 remaining += [0] * (rid + 1 - len(remaining))
-            resident = self.alias.get(t, t) in self.l2_resident
+            # A tensor read twice (a convolution whose residual is its own input) comes from
+            # HBM once; the second read finds it in L2.
+            resident = self.alias.get(t, t) in self.l2_resident or t in present[:j]
             remaining[rid] = 0 if resident else device_nbytes(g, t, prec)
         out_bytes = sum(device_nbytes(g, t, prec) for t in node.outputs if t)
         rid = ROLE_IDS.setdefault("out0", len(ROLE_IDS))

@@ -434,15 +434,23 @@ def _flows(
     for pid, tid, start, end, _name, op_index, _v in raw:
         if tid == mte:
             load_at.setdefault((op_index, pid), (start + end) // 2)
+    # An op also reads what the nodes fused into it read (a convolution the residual of the
+    # Add in its epilogue); edges inside the fused kernel come from the op itself and are
+    # skipped below.
+    members: dict[str, list[str]] = {}
+    for name, root in roots.items():
+        members.setdefault(root, []).append(name)
     out = []
     for cons in stream:
         node = graph.nodes.get(cons.name)
         if node is None or cons.name not in by_name:
             continue
-        for tensor in dict.fromkeys(t for t in node.inputs if t):
+        fused_nodes = [graph.nodes.get(n) for n in members.get(cons.name, ())]
+        reads = [t for n in (node, *fused_nodes) if n is not None for t in n.inputs if t]
+        for tensor in dict.fromkeys(reads):
             prod = graph.producer(tensor)
             src = by_name.get(roots.get(prod.name, prod.name)) if prod is not None else None
-            if src is None or src.end > cons.start:
+            if src is None or src is cons or src.end > cons.start:
                 continue
             t = graph.tensors.get(tensor)
             nbytes = int(t.nbytes or 0) if t is not None else 0

@@ -217,3 +217,60 @@ def test_simulate_cli_trace_is_valid_at_both_levels(tmp_path) -> None:
         assert main([*args, "--trace-level", level]) == 0
         assert validate_trace(trace) == []
         assert json.loads(trace.read_text())["otherData"]["level"] == level
+
+
+def test_a_residual_add_in_a_convolutions_epilogue_keeps_its_flows(tmp_path) -> None:
+    # conv1 → relu1 → conv2 → add(c2, r1) → relu2 → conv3: on a coupled chip the Add and its
+    # ReLU run in conv2's kernel, so the trace lists conv2 with both fused, and the block's
+    # output reaches conv3 from conv2; the residual r1 reaches conv2 from conv1.
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from hetnpu.graph import load
+
+    rng = np.random.default_rng(0)
+    w = [
+        numpy_helper.from_array(rng.standard_normal((16, 16, 3, 3)).astype(np.float32), f"W{i}")
+        for i in (1, 2, 3)
+    ]
+    pads = {"pads": [1, 1, 1, 1]}
+    nodes = [
+        helper.make_node("Conv", ["X", "W1"], ["c1"], name="conv1", **pads),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "W2"], ["c2"], name="conv2", **pads),
+        helper.make_node("Add", ["c2", "r1"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["y2"], name="relu2"),
+        helper.make_node("Conv", ["y2", "W3"], ["Y"], name="conv3", **pads),
+    ]
+    vi = helper.make_tensor_value_info
+    graph = load(
+        helper.make_model(
+            helper.make_graph(
+                nodes,
+                "block",
+                [vi("X", TensorProto.FLOAT, [1, 16, 28, 28])],
+                [vi("Y", TensorProto.FLOAT, [1, 16, 28, 28])],
+                w,
+            ),
+            opset_imports=[helper.make_opsetid("", 17)],
+        )
+    )
+    res = simulate(graph, "ascend910", trace_level="op")
+    fused = {o.name: o.fused_into for o in res.ops if o.fused_into}
+    assert fused == {"relu1": "conv1", "add": "conv2", "relu2": "conv2"}
+    path = tmp_path / "t.json"
+    write_chrome_trace(res, path, "op", graph=graph)
+    assert validate_trace(path) == []
+    events = json.loads(path.read_text())["traceEvents"]
+    ops = [e for e in events if e["ph"] == "X" and e["cat"] == "op"]
+    assert [e["name"] for e in ops] == ["TransData:X", "conv1", "conv2", "conv3"]
+    assert sorted(ops[2]["args"]["fused"]) == ["add", "relu2"]
+
+    def op_at(ts: float) -> str:
+        return next(e["name"] for e in ops if e["ts"] <= ts <= e["ts"] + e["dur"])
+
+    starts = {e["id"]: e for e in events if e["ph"] == "s"}
+    ends = {e["id"]: e for e in events if e["ph"] == "f"}
+    edges = {(op_at(starts[i]["ts"]), op_at(ends[i]["ts"]), starts[i]["name"]) for i in starts}
+    assert ("conv1", "conv2", "r1") in edges
+    assert ("conv2", "conv3", "y2") in edges
