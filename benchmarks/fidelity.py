@@ -89,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not args.no_lomo:
         lomo = leave_one_model_out(preds)
-        if lomo:
-            errs = list(lomo.values())
+        chip_of = {p.target.row.index: p.target.preset for p in preds}
+        for chip in [*sorted({chip_of[i] for i in lomo}), "all"] if lomo else []:
+            errs = [e for i, e in lomo.items() if chip in ("all", chip_of[i])]
             print(
-                f"  leave-one-model-out: rows {len(errs)}  MAPE {100 * statistics.fmean(errs):.1f}%"
-                f"  max {100 * max(errs):.1f}%"
+                f"  leave-one-model-out {chip:<11} rows {len(errs):>3}  "
+                f"MAPE {100 * statistics.fmean(errs):.1f}%  max {100 * max(errs):.1f}%"
             )
     llm = [] if args.no_llm else llm_rows(rows)
     if llm:
