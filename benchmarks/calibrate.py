@@ -66,21 +66,8 @@ def _set_value(text: str, key: str, value: str) -> tuple[str, int]:
 
 
 def write_preset(preset: str, value_s: float, rows: tuple[int, ...], mape: float) -> None:
-    path = PRESETS / f"{preset}.toml"
-    text = path.read_text(encoding="utf-8")
-    text, n_value = _set_value(text, "task_launch_s", f"{value_s * 1e6:.3f}e-6")
-    source = (
-        f"calibrated (benchmarks/calibrate.py): fit to rows {_ranges(rows)} of "
-        f"hetnpu/fidelity/data/calibration.csv (their MAPE at this value: {100 * mape:.1f}%); "
-        "the launch of one kernel of an offline model by CANN's task scheduler, which no "
-        "public source gives"
-    )
-    text, n_source = re.subn(
-        r'^task_launch_s = "[^"\n]*"$', f'task_launch_s = "{source}"', text, count=1, flags=re.M
-    )
-    if (n_value, n_source) != (1, 1):
-        raise SystemExit(f"{path}: no task_launch_s line to rewrite ({n_value}, {n_source})")
-    atomic_write_text(path, text)
+    """Write a fitted ``task_launch_s`` into ``preset`` (see :func:`_rewrite`)."""
+    _rewrite(preset, "task_launch_s", f"{value_s * 1e6:.3f}e-6", rows, mape)
 
 
 def _rewrite(preset: str, key: str, value: str, rows: tuple[int, ...], mape: float) -> None:

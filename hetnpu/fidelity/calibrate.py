@@ -24,7 +24,7 @@ timeline/task_time_0_2_*.json``) start each AI Core task 0.11 us (median; p90 0.
 the previous one on its stream ends, and spend 0.4-1.5 us more inside a task than its cores'
 cycles account for. With TransData timed at its profiled rate (``transdata_bytes_per_cycle``)
 the 310P3's fit is 1.8 us, near that 0.5-1.6 us; before it was 4.0 us, standing in for the
-conversions' missing time. The 910B4's (3.3 us) and the 310's (14.7 us) stay above it, so they
+conversions' missing time. The 910B4's (3.3 us) and the 310's (14.8 us) stay above it, so they
 also carry per-kernel costs the simulator leaves out; no public profile of those chips shows
 which.
 """

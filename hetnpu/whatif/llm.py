@@ -285,11 +285,7 @@ def _token_layer_macs(config: DecoderConfig, seq: int) -> int:
     routed to) and its attention over half the prompt on average (QKᵀ and PV)."""
     h, q, kv = config.hidden, config.heads * config.head_dim, config.kv_heads * config.head_dim
     proj = h * (q + 2 * kv) + q * h
-    if config.moe:
-        ffn = config.experts_per_token * 3 * h * config.expert_intermediate + h * config.experts
-        ffn += 3 * h * config.shared_expert_intermediate
-    else:
-        ffn = 3 * h * config.intermediate
+    ffn = 3 * h * config.active_intermediate + h * config.experts  # and the router, if any
     return proj + ffn + q * seq
 
 

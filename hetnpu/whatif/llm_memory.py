@@ -70,11 +70,7 @@ def memory(
     weights = config.param_count() * item
     context = prompt + generate
     kv_token = config.kv_bytes_per_token(item)
-    ffn = (
-        config.experts_per_token * config.expert_intermediate + config.shared_expert_intermediate
-        if config.moe
-        else config.intermediate
-    )
+    ffn = config.active_intermediate
     qkv = (config.heads + 2 * config.kv_heads) * config.head_dim
     act_token = (3 * config.hidden + qkv + 2 * ffn) * item
     per_seq_fixed = 4 * config.vocab

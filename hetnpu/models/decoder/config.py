@@ -99,6 +99,16 @@ class DecoderConfig:
         return self.experts > 0
 
     @property
+    def active_intermediate(self) -> int:
+        """FFN width one token goes through: of its routed experts and the shared expert in an
+        MoE layer, of the dense FFN otherwise."""
+        if self.moe:
+            return (
+                self.experts_per_token * self.expert_intermediate + self.shared_expert_intermediate
+            )
+        return self.intermediate
+
+    @property
     def groups(self) -> int:
         """Query heads per key/value head (1: MHA, heads: MQA)."""
         return self.heads // self.kv_heads
