@@ -3,9 +3,10 @@
 Run: ``python benchmarks/calibrate.py [--dry-run] [--llm] [--nd2nz] [--host]``
 
 Simulates every row hetnpu can (see ``benchmarks/fidelity.py``), fits each chip's
-``task_launch_s`` (the one calibrated value; :mod:`hetnpu.fidelity.calibrate` says why and how)
-and writes it into the chip's preset file with the rows it was fit on as its source. The fit is
-deterministic: the same table and simulator give the same value to the last digit written.
+``task_launch_s`` and the runtime's ``model_execute_s`` (the two calibrated values;
+:mod:`hetnpu.fidelity.calibrate` says why and how) and writes them into the chip's preset file
+with the rows they were fit on as their source. The fit is deterministic: the same table and
+simulator give the same values to the last digit written.
 
 ``--llm`` also fits the launch cost of the Atlas 800I A2's NPU (``ascend910b4``) to the LLM
 rows (torchair graph mode: ChatGLM3-6B on one NPU, LLaMA-2-70B on eight). Each row is simulated
@@ -38,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from hetnpu.atomic import atomic_write_text  # noqa: E402
 from hetnpu.fidelity import load_table, predict_table  # noqa: E402
-from hetnpu.fidelity.calibrate import fit_launch, leave_one_model_out  # noqa: E402
+from hetnpu.fidelity.calibrate import Fit, fit_overheads, leave_one_model_out  # noqa: E402
 
 LLM_PRESET = "ascend910b4"
 TRIAL_LAUNCH_S = 10e-6
@@ -65,8 +66,16 @@ def _set_value(text: str, key: str, value: str) -> tuple[str, int]:
     return re.subn(rf"^{key} = [^\n#]*(?=#)", f"{line:<40}", text, count=1, flags=re.M)
 
 
-def write_preset(preset: str, value_s: float, rows: tuple[int, ...], mape: float) -> None:
-    """Write a fitted ``task_launch_s`` into ``preset`` (see :func:`_rewrite`)."""
+def write_preset(fit: Fit) -> None:
+    """Write a chip's fitted ``task_launch_s`` and the shared ``model_execute_s`` into its
+    preset (see :func:`_rewrite`)."""
+    _rewrite(fit.preset, "task_launch_s", f"{fit.task_launch_s * 1e6:.3f}e-6", fit.rows, fit.mape)
+    execute = f"{fit.model_execute_s * 1e6:.1f}e-6"
+    _rewrite(fit.preset, "model_execute_s", execute, fit.execute_rows, fit.execute_mape)
+
+
+def write_launch(preset: str, value_s: float, rows: tuple[int, ...], mape: float) -> None:
+    """Write a fitted ``task_launch_s`` alone into ``preset`` (the LLM rows' fit)."""
     _rewrite(preset, "task_launch_s", f"{value_s * 1e6:.3f}e-6", rows, mape)
 
 
@@ -152,7 +161,7 @@ def _llm_fit(dry_run: bool) -> None:
                  if ln[0].model == left_out]  # fmt: skip
     print(f"  leave-one-model-out (LLM rows): MAPE {100 * sum(errs) / len(errs):.1f}%")
     if not dry_run:
-        write_preset(LLM_PRESET, best, rows, mape(lines, best))
+        write_launch(LLM_PRESET, best, rows, mape(lines, best))
 
 
 def _host_fit(dry_run: bool) -> None:
@@ -271,14 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.nd2nz:
         _nd2nz_fit(args.dry_run)
     preds, _ = predict_table(load_table())
-    fits = fit_launch(preds)
+    fits = fit_overheads(preds)
     for preset, fit in fits.items():
         print(
             f"{preset:<11} task_launch_s = {fit.task_launch_s * 1e6:7.3f} us  "
+            f"model_execute_s = {fit.model_execute_s * 1e6:6.1f} us  "
             f"rows {len(fit.rows):>3}  MAPE at the fit {100 * fit.mape:5.1f}%"
         )
         if not args.dry_run:
-            write_preset(preset, fit.task_launch_s, fit.rows, fit.mape)
+            write_preset(fit)
     lomo = leave_one_model_out(preds)
     if lomo:
         errs = list(lomo.values())

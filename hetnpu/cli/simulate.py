@@ -199,6 +199,12 @@ def _print_summary(console: Console, res: Any, batch: int, model: str) -> None:
             f"{res.launch_cycles / res.clock_hz * 1e3:.4g} ms "
             f"({res.launch_cycles / res.cycles:.1%} of the run)"
         )
+    if res.execute_s:
+        host = res.execute_latency_s
+        console.print(
+            f"as the host times one aclmdlExecute: {host * 1e3:.4g} ms "
+            f"(+{res.execute_s * 1e6:.3g} us model_execute_s), {batch / host:,.1f} inferences/s"
+        )
     table = Table(
         "op",
         "type",

@@ -255,6 +255,13 @@ class NpuSpec(_Spec):
         description="What the task scheduler takes to start each kernel of an offline model "
         "on the AI cores (graph mode), seconds; charged before every op that is a kernel",
     )
+    model_execute_s: Seconds = Field(
+        0.0,
+        description="What a synchronous aclmdlExecute takes beyond the model's tasks on the "
+        "device (the host's call into the runtime, the model-run command to the task "
+        "scheduler, the completion back to the host), seconds; part of a host-timed latency "
+        "(SimResult.execute_latency_s), not of the device's cycles",
+    )
     stream_switch_s: Seconds | None = Field(
         None,
         description="What one control task on the stream takes (GE runs If/While as "

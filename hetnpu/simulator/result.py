@@ -108,7 +108,19 @@ class SimResult:
 
     @property
     def latency_s(self) -> float:
+        """The device's time for the run: its cycles at the clock."""
         return self.cycles / self.clock_hz
+
+    @property
+    def execute_s(self) -> float:
+        """What the spec's ``model_execute_s`` adds to a run timed from the host."""
+        return float(getattr(self.spec, "model_execute_s", 0.0) or 0.0)
+
+    @property
+    def execute_latency_s(self) -> float:
+        """The run as the host times one synchronous aclmdlExecute of it (what ais_bench
+        reports as NPU compute time): the device's time plus ``model_execute_s``."""
+        return self.latency_s + self.execute_s
 
     def check_violations(self) -> list[OpRecord]:
         """Ops whose simulated cycles fall below their roofline bound (a simulator bug)."""
@@ -127,6 +139,7 @@ class SimResult:
             "double_buffer": self.double_buffer,
             "cycles": self.cycles,
             "latency_s": lat,
+            "execute_latency_s": self.execute_latency_s,
             "unit_busy": dict(sorted(self.unit_busy.items())),
             "hbm_bytes": self.hbm_bytes,
             "hbm_bytes_per_s": self.hbm_bytes / lat if lat else 0.0,
