@@ -66,12 +66,22 @@ def _set_value(text: str, key: str, value: str) -> tuple[str, int]:
     return re.subn(rf"^{key} = [^\n#]*(?=#)", f"{line:<40}", text, count=1, flags=re.M)
 
 
-def write_preset(fit: Fit) -> None:
-    """Write a chip's fitted ``task_launch_s`` and the shared ``model_execute_s`` into its
-    preset (see :func:`_rewrite`)."""
-    _rewrite(fit.preset, "task_launch_s", f"{fit.task_launch_s * 1e6:.3f}e-6", fit.rows, fit.mape)
-    execute = f"{fit.model_execute_s * 1e6:.1f}e-6"
-    _rewrite(fit.preset, "model_execute_s", execute, fit.execute_rows, fit.execute_mape)
+def write_presets(fits: list[Fit]) -> None:
+    """Write each chip's fitted ``task_launch_s`` and the shared ``model_execute_s`` into its
+    preset (see :func:`_rewritten`): every file's new text is made before any is written, so a
+    preset that cannot take a value leaves all of them as they were."""
+    texts = {}
+    for fit in fits:
+        text = _rewritten(
+            fit.preset, None, "task_launch_s", f"{fit.task_launch_s * 1e6:.3f}e-6", fit.rows,
+            fit.mape,
+        )  # fmt: skip
+        texts[fit.preset] = _rewritten(
+            fit.preset, text, "model_execute_s", f"{fit.model_execute_s * 1e6:.1f}e-6",
+            fit.execute_rows, fit.execute_mape,
+        )  # fmt: skip
+    for preset, text in texts.items():
+        atomic_write_text(PRESETS / f"{preset}.toml", text)
 
 
 def write_launch(preset: str, value_s: float, rows: tuple[int, ...], mape: float) -> None:
@@ -80,10 +90,19 @@ def write_launch(preset: str, value_s: float, rows: tuple[int, ...], mape: float
 
 
 def _rewrite(preset: str, key: str, value: str, rows: tuple[int, ...], mape: float) -> None:
-    """Write a calibrated ``key``'s new value into ``preset``, and into its source the rows it
-    was fit on and their MAPE at it (the rest of the source kept as written)."""
+    """Write :func:`_rewritten`'s text into ``preset``'s file."""
+    atomic_write_text(PRESETS / f"{preset}.toml", _rewritten(preset, None, key, value, rows, mape))
+
+
+def _rewritten(
+    preset: str, text: str | None, key: str, value: str, rows: tuple[int, ...], mape: float
+) -> str:
+    """``preset``'s text (its file's, when ``text`` is None) with a calibrated ``key``'s new
+    value, and in its source the rows it was fit on and their MAPE at it (the rest of the
+    source kept as written); SystemExit if the preset has no calibrated ``key`` to rewrite."""
     path = PRESETS / f"{preset}.toml"
-    text = path.read_text(encoding="utf-8")
+    if text is None:
+        text = path.read_text(encoding="utf-8")
     text, n = _set_value(text, key, value)
     text, m = re.subn(
         rf"(^{key} = \"calibrated [^\n]*?fit (?:to|on) rows )[0-9,-]+( of [^\n]*?"
@@ -94,8 +113,8 @@ def _rewrite(preset: str, key: str, value: str, rows: tuple[int, ...], mape: flo
         flags=re.M,
     )
     if (n, m) != (1, 1):
-        raise SystemExit(f"{path}: no {key} line to rewrite ({n}, {m})")
-    atomic_write_text(path, text)
+        raise SystemExit(f"{path}: no calibrated {key} line to rewrite ({n}, {m})")
+    return text
 
 
 LAUNCH_GRID = tuple(i * 1e-8 for i in range(5001))
@@ -287,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             f"model_execute_s = {fit.model_execute_s * 1e6:6.1f} us  "
             f"rows {len(fit.rows):>3}  MAPE at the fit {100 * fit.mape:5.1f}%"
         )
-        if not args.dry_run:
-            write_preset(fit)
+    if not args.dry_run:
+        write_presets(list(fits.values()))
     lomo = leave_one_model_out(preds)
     if lomo:
         errs = list(lomo.values())

@@ -185,7 +185,8 @@ def _print_summary(console: Console, res: Any, batch: int, model: str) -> None:
     lat = res.latency_s
     console.print(
         f"[bold]{model}[/bold] on {res.chip} ({res.precision}): {res.cycles:,} cycles = "
-        f"{lat * 1e3:.4g} ms, {batch / lat if lat else 0:,.1f} inferences/s at batch {batch}"
+        f"{lat * 1e3:.4g} ms on the device, {batch / lat if lat else 0:,.1f} inferences/s at "
+        f"batch {batch}"
     )
     console.print(
         f"HBM {_human_bytes(res.hbm_bytes)}, achieved {res.hbm_bytes / lat / 1e9 if lat else 0:.4g}"

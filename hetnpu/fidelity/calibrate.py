@@ -36,7 +36,7 @@ once (on the 310P3, ResNet-18 at batch 1 wanted 3 us more per kernel, ResNet-101
 per-execute cost is the same for both. Why one execute cost for every chip: it is the
 runtime's and the host's, not the AI cores'; and fit per chip, the 310's seven rows cannot
 tell it from the launch cost (its leave-one-model-out error rose from 11.6% to 19.2%, against
-9.9% with the value shared).
+10.1% with the value shared).
 
 What the fitted launch cost stands for: more than the scheduler's gap. Public graph-sink
 profiles of the first-generation Ascend 910 (mindspore-ai/mindinsight e97a0b9,
@@ -93,7 +93,7 @@ def kernels(pred: Prediction) -> int:
     return sum(1 for op in res.ops if op.bound not in ("fused", "zero"))
 
 
-def value_at(pred: Prediction, launch_s: float, execute_s: float = 0.0) -> float:
+def value_at(pred: Prediction, launch_s: float, execute_s: float) -> float:
     """The row's metric had the run been simulated with ``launch_s`` per kernel (whole
     cycles per launch, as the simulator charges them) and ``execute_s`` per execute."""
     return float(_Rows([pred]).values(launch_s, execute_s)[0])

@@ -31,6 +31,7 @@ METRICS = (
     "status",
     "cycles",
     "latency_s",
+    "execute_latency_s",
     "throughput_per_s",
     "cost_proxy",
     "bound",

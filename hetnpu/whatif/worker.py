@@ -145,6 +145,8 @@ def simulate_task(task: Task) -> dict[str, Any]:
     return {
         "cycles": cycles,
         "latency_s": latency,
+        # As the host times one synchronous aclmdlExecute of it (the chip's model_execute_s).
+        "execute_latency_s": latency + task.spec.model_execute_s,
         "throughput_per_s": task.batch / latency if latency else 0.0,
         "bound": _bound(ops) if ops else "host",
         "hbm_traffic_bytes": hbm,

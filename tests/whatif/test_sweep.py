@@ -224,3 +224,11 @@ def test_tuple_spec_fields_are_written_with_x() -> None:
     assert rows[1]["cycles"] == simulate(load(build("mlp")), spec).cycles
     with pytest.raises(ConfigError, match="cube_mkn_fp16"):
         run_sweep("mlp", grid={"cube_mkn_fp16": ["16x17x16"]}, workers=1)
+
+
+def test_rows_carry_the_host_timed_latency_of_the_chip_and_of_each_point() -> None:
+    # model_execute_s is a sweepable field like any other: each point pays its own.
+    rows = run_sweep("mlp", "ascend310p", grid={"model_execute_s": [0.0, 50e-6]}, workers=1)
+    assert rows[0]["latency_s"] == rows[1]["latency_s"]  # the device's work is the same
+    assert rows[0]["execute_latency_s"] == rows[0]["latency_s"]
+    assert rows[1]["execute_latency_s"] == pytest.approx(rows[1]["latency_s"] + 50e-6, rel=1e-12)
