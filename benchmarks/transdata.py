@@ -33,7 +33,7 @@ def main() -> None:
     )
     for a, b in zip(with_rate, without, strict=True):
         r = a.row
-        rate = r.nc1hwc0_bytes / (r.time_us * 1e-6 * spec.clock_hz * r.block_dim)
+        rate = r.rate(spec.clock_hz)
         print(
             f"{r.profile:20s} {r.direction:14s} {r.shape!s:20s} {r.dtype:5s} "
             f"{r.time_us:8.1f}u {rate:9.2f} {a.simulated_us:7.1f}u {a.ratio:6.2f} "

@@ -32,6 +32,7 @@ from hetnpu.errors import InputError
 
 __all__ = [
     "CUBE_SIZE",
+    "SMALL_CHANNEL",
     "Layout",
     "c0_for",
     "default_c0",
@@ -54,6 +55,10 @@ __all__ = [
 
 CUBE_SIZE = 16
 """M0 = N0 = H0: the 16-row side of every fractal, whatever the dtype [AIS-CUBE][ATB-TD]."""
+
+SMALL_CHANNEL = 4
+"""Channel counts CANN treats as small (ATC ``--enable_small_channel``: convolutions of at most
+4 input channels); a TransData of so few channels is not timed at ``transdata_bytes_per_cycle``."""
 
 _FRACTAL_BYTES = 32  # K0 · itemsize: one 32-B datablock per fractal row [CAT-ISA]
 

@@ -24,6 +24,7 @@ from hetnpu.devices.rates import (
     device_dtype,
     device_itemsize,
     npu_rates,
+    vector_units,
 )
 from hetnpu.errors import ConfigError
 from hetnpu.graph.ir import Graph, Node
@@ -210,7 +211,7 @@ class RooflineCostModel:
         than 4 channels on a chip with ``transdata_bytes_per_cycle``, the NC1HWC0 bytes at that
         rate on every core when slower (as the simulator times it); 0 for tensors that stay
         ND."""
-        from hetnpu.devices.layouts import padded_nbytes, transdata_bytes
+        from hetnpu.devices.layouts import SMALL_CHANNEL, padded_nbytes, transdata_bytes
 
         t = graph.tensors[tensor]
         layouts = device_layouts(t)
@@ -223,10 +224,7 @@ class RooflineCostModel:
         overhead = (self.npu.gm_latency_cycles + self.npu.mte_latency_cycles) / self.npu.clock_hz
         seconds = nbytes / self.npu.hbm_bytes_per_s
         rate = getattr(self.npu, "transdata_bytes_per_cycle", None)
-        if rate and inside == "NC1HWC0" and t.shape[1] > 4:
+        if rate and inside == "NC1HWC0" and t.shape[1] > SMALL_CHANNEL:
             five_hd = padded_nbytes(tuple(t.shape), "NC1HWC0", dtype)
-            cores = (
-                self.npu.ai_cores if self.npu.architecture == "coupled" else self.npu.vector_cores
-            )
-            seconds = max(seconds, five_hd / (rate * cores * self.npu.clock_hz))
+            seconds = max(seconds, five_hd / (rate * vector_units(self.npu) * self.npu.clock_hz))
         return seconds + overhead

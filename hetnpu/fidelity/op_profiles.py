@@ -25,7 +25,7 @@ from typing import Any
 
 from onnx import TensorProto, helper
 
-from hetnpu.devices.layouts import nc1hwc0_c0
+from hetnpu.devices.layouts import padded_nbytes
 from hetnpu.graph import load
 from hetnpu.simulator import simulate
 
@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _TO_5HD = "NCHW->NC1HWC0"
+_NUMPY = {"fp16": "float16", "fp32": "float32"}
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,11 @@ class TransDataRow:
     @property
     def nc1hwc0_bytes(self) -> int:
         """Bytes of the NC1HWC0 side (channels padded to C0)."""
-        n, c, h, w = self.shape
-        size = 2 if self.dtype == "fp16" else 4
-        c0 = nc1hwc0_c0("float16" if self.dtype == "fp16" else "float32")
-        return n * -(-c // c0) * c0 * h * w * size
+        return padded_nbytes(self.shape, "NC1HWC0", _NUMPY[self.dtype])
+
+    def rate(self, clock_hz: float) -> float:
+        """Bytes of NC1HWC0 data each block converted per cycle at ``clock_hz``."""
+        return self.nc1hwc0_bytes / (self.time_us * 1e-6 * clock_hz * self.block_dim)
 
 
 @dataclass(frozen=True)
@@ -99,9 +101,7 @@ def transdata_rows() -> list[TransDataRow]:
 
 def transdata_rate(rows: list[TransDataRow], clock_hz: float) -> float:
     """The median bytes of NC1HWC0 data each block converted per cycle at ``clock_hz``."""
-    return statistics.median(
-        r.nc1hwc0_bytes / (r.time_us * 1e-6 * clock_hz * r.block_dim) for r in rows
-    )
+    return statistics.median(r.rate(clock_hz) for r in rows)
 
 
 def simulate_transdata(row: TransDataRow, spec: Any) -> OpTime:

@@ -26,7 +26,7 @@ fp16 and fp32; int8's C0 of 32 halves its bytes, so it is timed twice as fast).
 
 from __future__ import annotations
 
-from hetnpu.devices.layouts import nc1hwc0_c0
+from hetnpu.devices.layouts import SMALL_CHANNEL, nc1hwc0_c0
 from hetnpu.devices.rates import device_dtype
 from hetnpu.graph.ir import Graph, Node
 from hetnpu.simulator.lowering.common import (
@@ -37,21 +37,10 @@ from hetnpu.simulator.lowering.common import (
 )
 from hetnpu.simulator.lowering.vector_template import vector_lowering
 
-__all__ = [
-    "SMALL_CHANNEL",
-    "lower_copy",
-    "lower_fill",
-    "lower_gather",
-    "lower_permute",
-    "lower_zero",
-]
+__all__ = ["lower_copy", "lower_fill", "lower_gather", "lower_permute", "lower_zero"]
 
 _NCHW_5HD = frozenset({"NC1HWC0", "ND", "NCHW"})
 """The formats of a TransData the profiled rate covers (the simulator's own are ND <-> 5HD)."""
-
-SMALL_CHANNEL = 4
-"""Channel counts CANN treats as small (ATC ``--enable_small_channel``: convolutions of at most
-4 input channels); a TransData of so few channels is not timed at the 5HD rate."""
 
 
 def lower_zero(node: Node, graph: Graph, ctx: LowerCtx) -> Lowered:
