@@ -34,6 +34,8 @@ attention.
 
 Graphs compiled with symbolic shapes (``dynamic=True``) wait for the host's per-op scheduling
 of their varying ops (:mod:`hetnpu.whatif.llm_host`); a sunk graph (the default) never does.
+Every pass, prompt or decode step, is one graph run the host starts and waits for, so it pays
+the chip's ``model_execute_s`` once (0 on presets where no row calibrates it).
 
 Left out: other host-side time (tokenisation, sampling, the framework's per-step Python),
 speculative decoding, paged-attention block granularity, MoE load imbalance,

@@ -22,11 +22,15 @@ class PhaseTime:
     seconds: float
     by_class: Mapping[str, float]
     """Seconds per op class (attention, matmul, lm_head, norm+rope, other; host, the device's
-    waits for a host-scheduled op)."""
+    waits for a host-scheduled op; execute, the chip's ``model_execute_s`` for the pass)."""
     bound: Mapping[str, str]
     """Op class → compute or memory: which bound most of its time was (host for the waits)."""
     wall_s: float
     """Wall time of the simulations behind this figure."""
+
+
+_HOST_CLASSES = frozenset({"host", "execute"})
+"""Classes of a pass's time that the host, not the device's units, takes."""
 
 
 def _op_class(name: str, op_type: str) -> str:
@@ -80,7 +84,8 @@ def summed(
     """Time of ``res`` with layer ``i``'s ops counted ``weight[i]`` times, other ops once. Ops
     run one after another on the stream, so an op's share is its span plus the launch before
     it. With ``varying`` (the ops the host schedules, :func:`~hetnpu.whatif.llm_host.
-    varying_ops`) the device also waits for the host (class ``host``).
+    varying_ops`) the device also waits for the host (class ``host``). A chip with a
+    ``model_execute_s`` pays it once per pass (class ``execute``).
 
     With ``toward`` (the same pass over more sequences), each op's span is extrapolated
     linearly: ``span + reps * (toward's span - span)``, before the host is waited for."""
@@ -100,10 +105,17 @@ def summed(
     # A sunk pass is the same run with a host that takes no time: nothing ever waits for it.
     host_cycles = round(float(spec.host_op_s or 0.0) * spec.clock_hz) if varying is not None else 0
     total, by_class = host_scheduled(_replayed(ops, weight), varying or frozenset(), host_cycles)
+    # Each pass is one run of a compiled graph that the host starts and waits for (a torchair
+    # graph step, an aclmdlExecute of a .om): the chip's model_execute_s, once per pass however
+    # many layers it replays. The device's cycles leave it out (SimResult.execute_latency_s).
+    execute = float(spec.model_execute_s or 0.0) * spec.clock_hz
+    if execute:
+        total += execute
+        by_class["execute"] = execute
     bound = {}
     for cls in by_class:
         c, m = bound_time.get((cls, "compute"), 0.0), bound_time.get((cls, "memory"), 0.0)
-        bound[cls] = "host" if cls == "host" else "compute" if c >= m else "memory"
+        bound[cls] = "host" if cls in _HOST_CLASSES else "compute" if c >= m else "memory"
     return PhaseTime(
         total / spec.clock_hz,
         {k: v / spec.clock_hz for k, v in sorted(by_class.items())},

@@ -149,3 +149,26 @@ def test_at_batch_one_attention_over_a_concatenated_cache_varies():
     assert not any("proj" in n or "mlp" in n for n in one)
     # A pass of one sequence standing for a larger batch has the batch symbolic.
     assert varying_ops(c, 1, 1, shape, symbolic_batch=True) > one
+
+
+def test_every_pass_pays_the_chips_model_execute_once():
+    # A prompt pass and each decode step are one graph run the host waits for: the chip's
+    # model_execute_s is added once per pass, however many layers it replays, sunk or dynamic.
+    c = load_config(MEDIUM)
+    kw = {"batch": 2, "prompt": 64, "generate": 3, "precision": "fp16"}
+    cost = 250e-6
+    for dynamic in (False, True):
+        plain = estimate(c, "ascend910b4", overrides={"model_execute_s": 0.0},
+                         dynamic=dynamic, **kw)  # fmt: skip
+        paid = estimate(c, "ascend910b4", overrides={"model_execute_s": cost},
+                        dynamic=dynamic, **kw)  # fmt: skip
+        assert "execute" not in plain.prefill.by_class
+        for phase in ("prefill", "decode"):
+            a, b = getattr(plain, phase), getattr(paid, phase)
+            assert b.by_class["execute"] == pytest.approx(cost)
+            assert b.bound["execute"] == "host"
+            assert b.seconds == pytest.approx(a.seconds + cost)
+            assert b.seconds == pytest.approx(sum(b.by_class.values()))
+        # Generating 3 tokens runs the prompt pass and 2 decode steps.
+        assert paid.ttft_s == pytest.approx(plain.ttft_s + cost)
+        assert paid.decode_s == pytest.approx(plain.decode_s + 2 * cost)
