@@ -282,6 +282,14 @@ class NpuSpec(_Spec):
         return self.task_launch_s if self.stream_switch_s is None else self.stream_switch_s
 
     l2_bytes: Size = Field(description="Chip L2 cache, bytes")
+    l2_kind: Literal["cache", "buffer"] = Field(
+        "cache",
+        description=(
+            "cache: a hardware write-back cache, which writes an evicted dirty tensor back to "
+            "device memory; buffer: L2 that GE allocates to tensors (platform ini l2_type=1), "
+            "which frees a tensor once its last reader has run, without writing it back"
+        ),
+    )
     l2_bytes_per_s: Rate = Field(description="Aggregate L2 bandwidth, bytes/s")
     hbm_bytes: Size = Field(description="Device memory capacity, bytes")
     hbm_channels: Count = Field(description="Device memory channels (stacks), count")

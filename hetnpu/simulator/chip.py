@@ -30,13 +30,18 @@ reserved when the op starts, and the op cannot complete before that write-back h
 Ascend C best practices, "Setting a Proper L2 CacheMode": the replaced data "needs to be
 written back to the GM during the replacement (this process occupies the GM bandwidth). After
 the old data is written back, the new data can enter the L2 cache"). The page is written for
-A2/A3 (910B/910C); the 310/310P L2 is taken to be the same write-back cache ⚠.
+A2/A3 (910B/910C); GE's platform configs mark the 310P3's and 910's L2 as a cache too
+(``l2_type=0``). The 310's is a buffer that GE allocates (``l2_type=1``, the spec's
+``l2_kind="buffer"``): a tensor leaves it once its last reader has run, and is never written
+back (GE's L2 allocator frees the pages of a tensor whose consumers are done and never loads it
+out to DDR).
 
 Left out: the write-back of the graph's dirty outputs at the end of a run is counted in
-``hbm_bytes`` but not timed; GE's memory reuse (ATC ``--disable_reuse_memory=0``), which lets
-a later tensor overwrite a dead one's dirty lines in L2 instead of forcing them out (tried:
-discarding dead tensors without write-back made the calibration table worse, 20.1% against
-18.4% MAPE after refit, so every evicted dirty tensor is written back); the 310P's standalone
+``hbm_bytes`` but not timed; in a cache, GE's memory reuse (ATC ``--disable_reuse_memory=0``),
+which lets a later tensor overwrite a dead one's dirty lines instead of forcing them out (tried:
+discarding dead tensors from the 310P3's cache as from the 310's buffer takes its rows from
+10.8% to 12.1% MAPE with both overheads refit, so a cache writes back every evicted dirty
+tensor); the L2 buffer allocator's page granularity and limit of 8 tensors; the 310P's standalone
 vector cores, cache-line granularity and L2 set conflicts, NoC topology, and overlap between
 consecutive ops (a launch included).
 """
@@ -69,7 +74,7 @@ from hetnpu.simulator.core import (
 )
 from hetnpu.simulator.formats import format_plan
 from hetnpu.simulator.isa import UNITS
-from hetnpu.simulator.l2 import L2Residency
+from hetnpu.simulator.l2 import L2Residency, last_reads
 from hetnpu.simulator.lowering import Unsupported, event_budget, lower
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
 from hetnpu.simulator.notask import notask_concats
@@ -138,6 +143,8 @@ class _Run:
         self.busy: dict[str, int] = dict.fromkeys(UNITS, 0)
         self.level_bytes: dict[str, int] = {}
         self.l2_resident = L2Residency(spec.l2_bytes)
+        self.l2_buffer = spec.l2_kind == "buffer"
+        self.graph_outputs = frozenset(graph.outputs)
         self.writeback_timed = 0
         """Bytes of dirty L2 evictions written back on the HBM bus during the run."""
         self.ops: list[OpRecord] = []
@@ -208,6 +215,8 @@ class _Run:
                 yield env.timeout(self.op_launch)
                 self.launched += self.op_launch
             yield from self._run_op(i, node, low, roles)
+            if self.l2_buffer:
+                self._free_dead(i, node)
         if self.progress is not None:
             self.progress(len(nodes), len(nodes))
 
@@ -232,20 +241,41 @@ class _Run:
         if node.name in self.notask:
             # ConcatNotaskPass: the producers wrote the output already; no kernel, no launch.
             return node, Lowered("vector", (), tile="no task (inputs in place)")
+        node = self._as_run(node)
+        return node, lower(node, g, self.ctx_for(node.name), self.key)
+
+    def _as_run(self, node: Node) -> Node:
+        """``node`` with the tensors its kernel really reads and writes."""
         if node.name in self.conv_residual:
             # Its epilogue adds the residual: a fourth input after the (optional) bias.
             ins = (*node.inputs, "", "")[:3]
-            node = dataclasses.replace(node, inputs=(*ins, self.conv_residual[node.name][1]))
-        elif node.name in self.residual:
+            return dataclasses.replace(node, inputs=(*ins, self.conv_residual[node.name][1]))
+        if node.name in self.residual:
             # Folded into its convolution's epilogue: the other input comes from GM, and the
             # sum leaves with the convolution's own write.
             skip = self.residual[node.name]
             kept = tuple(t for t in node.inputs if t != skip)
-            node = dataclasses.replace(node, inputs=kept, outputs=())
-        elif node.name in self.chain_writes:
+            return dataclasses.replace(node, inputs=kept, outputs=())
+        if node.name in self.chain_writes:
             # The first op of a fused elementwise chain: the kernel writes the chain's end.
-            node = dataclasses.replace(node, outputs=(self.chain_writes[node.name],))
-        return node, lower(node, g, self.ctx_for(node.name), self.key)
+            return dataclasses.replace(node, outputs=(self.chain_writes[node.name],))
+        return node
+
+    @functools.cached_property
+    def last_reads(self) -> dict[str, int]:
+        """Tensor -> run-order index of its last reader as the chip runs it (a fused epilogue
+        or a control-flow op counts as one, so what it reads is never freed early)."""
+        fused = self.fused.keys() | self.epilogue_add.keys()
+        return last_reads(n if n.name in fused else self._as_run(n) for n in self.run_order)
+
+    def _free_dead(self, index: int, node: Node) -> None:
+        """An L2 buffer frees what op ``index`` read last (a part of a no-task Concat's
+        output stays with it; the graph's outputs stay to be flushed)."""
+        last, alias = self.last_reads, self.alias
+        self.l2_resident.free(
+            t for t in node.inputs
+            if t and last.get(t) == index and t not in self.graph_outputs and alias.get(t, t) == t
+        )  # fmt: skip
 
     def lower_all(self) -> None:
         """Lower every op the chip will run (into the lowering cache), without running any:

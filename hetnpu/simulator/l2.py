@@ -5,9 +5,14 @@ An op's inputs found here are read at the L2 rate instead of HBM's (the driver z
 HBM bytes); its outputs are written here and stay dirty until evicted, when their bytes are
 charged to HBM. At the end of a run the dirty graph outputs are written back too.
 
+In an L2 buffer (``l2_kind="buffer"``, the 310's: GE's platform ini ``l2_type=1``) GE gives
+tensors L2 pages and frees a tensor's pages once its consumers have run, never loading it out
+to DDR: the driver frees (:meth:`~L2Residency.free`) each tensor after its last reader
+(:func:`last_reads`), so only live tensors are evicted and written back.
+
 Left out: partial residency (a tensor larger than L2 never enters it, one that fits enters
 whole), set associativity and the cache's own replacement policy (LRU over tensors stands in
-for it), and prefetching.
+for it), prefetching, and the L2 buffer allocator's pages and its limit of 8 tensors per op.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-__all__ = ["L2Residency"]
+from hetnpu.graph.ir import Node
+
+__all__ = ["L2Residency", "last_reads"]
 
 
 class L2Residency:
@@ -61,9 +68,23 @@ class L2Residency:
         self._lru[whole] = (size, dirty)
         return True
 
+    def free(self, names: Iterable[str]) -> None:
+        """``names`` are dead and leave L2 without a write-back: an L2 buffer
+        (``l2_kind="buffer"``) releases their pages (see the module docstring)."""
+        for name in names:
+            old = self._lru.pop(name, None)
+            if old is not None:
+                self._used -= old[0]
+
     def flush(self, names: Iterable[str]) -> None:
         """Write back those of ``names`` that are resident and dirty (the run's outputs)."""
         wanted = set(names)
         for name, (size, dirty) in self._lru.items():
             if dirty and name in wanted:
                 self.writeback_bytes += size
+
+
+def last_reads(nodes: Iterable[Node]) -> dict[str, int]:
+    """Tensor -> the index in ``nodes`` (ops in run order, each with the inputs its kernel
+    reads) of the last op that reads it."""
+    return {t: i for i, node in enumerate(nodes) for t in node.inputs if t}

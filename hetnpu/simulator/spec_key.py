@@ -42,6 +42,7 @@ _SPEC_FIELDS = (
     "model_execute_s",
     "stream_switch_s",
     "l2_bytes",
+    "l2_kind",
     "l2_bytes_per_s",
     "hbm_bytes_per_s",
 )
@@ -52,7 +53,9 @@ def chip_key(spec: Any) -> tuple[Any, ...]:
     return tuple(getattr(spec, f) for f in _SPEC_FIELDS)
 
 
-_RUN_ONLY = frozenset({"l2_bytes", "task_launch_s", "model_execute_s", "stream_switch_s"})
+_RUN_ONLY = frozenset(
+    {"l2_bytes", "l2_kind", "task_launch_s", "model_execute_s", "stream_switch_s"}
+)
 """Fields only the run reads (L2 residency, the launch before each kernel, control tasks; the
 result's host-timed latency reads ``model_execute_s``, so a cached result keys on it), never
 an op's lowering: specs that differ in them share their lowered programs (an LLM prompt pass's

@@ -21,9 +21,13 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "fidelity" / "calibrat
 REACHED_MAPE = 0.108
 """MAPE over the rows simulated completely, as benchmarks/fidelity.py printed it when the
 presets were last calibrated (benchmarks/calibrate.py)."""
-REACHED_LOMO = 0.116
+REACHED_LOMO = 0.115
 """Leave-one-model-out MAPE, as benchmarks/fidelity.py printed it then."""
 MARGIN = 0.01
+REACHED_PER_CHIP = {"ascend310": 0.086, "ascend310p": 0.108}
+"""Each chip's MAPE, as benchmarks/fidelity.py printed it then. With 7 rows, one 310 row's
+error moves its MAPE by a point, so these are held to half a point."""
+CHIP_MARGIN = 0.005
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +97,9 @@ def test_calibration_set_error_does_not_regress(predictions) -> None:
     mape = statistics.fmean(p.error for p in complete)
     assert len(complete) >= 64  # every CNN row of the table, CRNN and the grouped convs included
     assert mape <= REACHED_MAPE + MARGIN, f"MAPE {mape:.3f} above {REACHED_MAPE} + {MARGIN}"
+    for chip, reached in REACHED_PER_CHIP.items():
+        chip_mape = statistics.fmean(p.error for p in complete if p.target.preset == chip)
+        assert chip_mape <= reached + CHIP_MARGIN, f"{chip} MAPE {chip_mape:.3f} above {reached}"
     lomo = leave_one_model_out(predictions)
     assert len(lomo) == len([p for p in complete if p.target.row.metric != "kernel time"])
     held_out = statistics.fmean(lomo.values())

@@ -1,0 +1,75 @@
+"""An L2 buffer (``l2_kind="buffer"``, the 310's): a tensor leaves it when its last reader has
+run and is never written back, where a cache writes back every dirty tensor it evicts.
+
+GE's platform config for the 310 has ``l2_type=1``, and GE's L2 allocator frees a tensor's
+pages when its consumers are done without loading it out to DDR (``L2_load_to_ddr = 0``)."""
+
+from __future__ import annotations
+
+import pytest
+from onnx import TensorProto, helper
+
+from hetnpu.devices.presets import load_npu
+from hetnpu.errors import ConfigError
+from hetnpu.graph import load
+from hetnpu.simulator import simulate
+
+from .test_l2_writeback import _transpose_chain
+
+SIDE = 1024
+BYTES = 2 * SIDE * SIDE  # one fp16 tensor on the chip
+
+
+def _spec(kind: str, tensors: int):
+    return load_npu(
+        "ascend310p", {"task_launch_s": 0.0, "l2_kind": kind, "l2_bytes": tensors * BYTES + 1024}
+    )
+
+
+def test_a_buffer_frees_dead_tensors_instead_of_writing_them_back() -> None:
+    g = _transpose_chain(6, SIDE)
+    # Room for two tensors: in a cache each op's output evicts the dirty one of two ops back.
+    cache, buffer = simulate(g, _spec("cache", 2)), simulate(g, _spec("buffer", 2))
+    roomy = simulate(g, _spec("cache", 64))
+    assert cache.hbm_bytes > roomy.hbm_bytes + 2 * BYTES
+    # In the buffer each tensor is dead once the next op has read it: nothing is written
+    # back but the graph's output, so it runs as if L2 held everything.
+    assert buffer.hbm_bytes == roomy.hbm_bytes == 2 * BYTES  # the input's read, the output's flush
+    assert buffer.cycles == roomy.cycles < cache.cycles
+    assert [o.hbm_bytes for o in buffer.ops] == [o.hbm_bytes for o in roomy.ops]
+
+
+def test_a_tensor_stays_in_the_buffer_until_its_last_reader() -> None:
+    # t0 is read by op1 and again by the Add after two more ops: it must still be resident.
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t0"], name="op0", perm=[1, 0]),
+        helper.make_node("Transpose", ["t0"], ["t1"], name="op1", perm=[1, 0]),
+        helper.make_node("Transpose", ["t1"], ["t2"], name="op2", perm=[1, 0]),
+        helper.make_node("Add", ["t2", "t0"], ["y"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "late_reader",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [SIDE, SIDE])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [SIDE, SIDE])],
+    )
+    g = load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    res = simulate(g, _spec("buffer", 3))
+    add = next(o for o in res.ops if o.name == "add")
+    assert add.hbm_bytes == 0  # both operands found in L2
+    assert res.hbm_bytes == 2 * BYTES  # the input's read and the output's flush, nothing else
+    # The Add's read is what a live t0 in L2 saves: with room for two tensors, t0 is evicted
+    # (and written back) before the Add, which reads it from HBM.
+    tight = simulate(g, _spec("buffer", 2))
+    assert next(o for o in tight.ops if o.name == "add").hbm_bytes >= BYTES
+
+
+def test_the_310s_l2_is_a_buffer_and_the_others_caches() -> None:
+    assert load_npu("ascend310").l2_kind == "buffer"
+    for chip in ("ascend310p", "ascend910", "ascend910b", "ascend910b4"):
+        assert load_npu(chip).l2_kind == "cache"
+
+
+def test_an_unknown_l2_kind_is_a_config_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match="l2_kind"):
+        load_npu("ascend310", {"l2_kind": "scratchpad"})
