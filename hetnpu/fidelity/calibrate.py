@@ -35,8 +35,8 @@ Why a second value: a per-kernel cost alone cannot fit networks of few kernels a
 once (on the 310P3, ResNet-18 at batch 1 wanted 3 us more per kernel, ResNet-101 2 us less); a
 per-execute cost is the same for both. Why one execute cost for every chip: it is the
 runtime's and the host's, not the AI cores'; and fit per chip, the 310's seven rows cannot
-tell it from the launch cost (its leave-one-model-out error rose from 11.6% to 19.2%, against
-10.1% with the value shared).
+tell it from the launch cost (its leave-one-model-out error is about 10%, against 7.0% with
+the value shared).
 
 What the fitted launch cost stands for: more than the scheduler's gap. Public graph-sink
 profiles of the first-generation Ascend 910 (mindspore-ai/mindinsight e97a0b9,

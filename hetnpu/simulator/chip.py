@@ -40,7 +40,7 @@ Left out: the write-back of the graph's dirty outputs at the end of a run is cou
 ``hbm_bytes`` but not timed; in a cache, GE's memory reuse (ATC ``--disable_reuse_memory=0``),
 which lets a later tensor overwrite a dead one's dirty lines instead of forcing them out (tried:
 discarding dead tensors from the 310P3's cache as from the 310's buffer takes its rows from
-10.8% to 12.1% MAPE with both overheads refit, so a cache writes back every evicted dirty
+10.8% to 13.3% MAPE with both overheads refit, so a cache writes back every evicted dirty
 tensor); the L2 buffer allocator's page granularity and limit of 8 tensors; the 310P's standalone
 vector cores, cache-line granularity and L2 set conflicts, NoC topology, and overlap between
 consecutive ops (a launch included).
@@ -74,7 +74,7 @@ from hetnpu.simulator.core import (
 )
 from hetnpu.simulator.formats import format_plan
 from hetnpu.simulator.isa import UNITS
-from hetnpu.simulator.l2 import L2Residency, last_reads
+from hetnpu.simulator.l2 import L2Residency, Lifetimes
 from hetnpu.simulator.lowering import Unsupported, event_budget, lower
 from hetnpu.simulator.lowering.common import LowerCtx, Lowered
 from hetnpu.simulator.notask import notask_concats
@@ -144,7 +144,6 @@ class _Run:
         self.level_bytes: dict[str, int] = {}
         self.l2_resident = L2Residency(spec.l2_bytes)
         self.l2_buffer = spec.l2_kind == "buffer"
-        self.graph_outputs = frozenset(graph.outputs)
         self.writeback_timed = 0
         """Bytes of dirty L2 evictions written back on the HBM bus during the run."""
         self.ops: list[OpRecord] = []
@@ -182,43 +181,46 @@ class _Run:
 
     # --- the driver ---------------------------------------------------------------------
     def driver(self):
-        env = self.env
         nodes = self.run_order
         for i, node in enumerate(nodes):
             if self.progress is not None:
                 self.progress(i, len(nodes))
-            into = self.fused.get(node.name) or self.epilogue_add.get(node.name)
-            if into is not None:
-                # An epilogue of a residual Add runs in the convolution that adds it.
-                into = self.epilogue_add.get(into, into)
-                self.ops.append(OpRecord.fused(i, node.name, node.op_type, env.now, into))
-                continue
-            if node.op_type in EXPANDED_OPS and node.domain in ("", "ai.onnx"):
-                # Control flow and RNNs: timed as what they run (hetnpu.simulator.control).
-                self.current = node.name
-                yield from run_expanded(self, i, node)
-                continue
-            try:
-                node, low = self._lowered(node)
-                roles = self._roles(node)
-            except Unsupported as exc:
-                self.unsupported.append(UnsupportedOp(node.name, node.op_type, str(exc)))
-                continue
-            self.current = node.name
-            # The task scheduler starts kernels one after another on the op stream, the cores
-            # idle meanwhile; an op with no instructions (a reshape in place) is no kernel.
-            # A residual Add runs inside its convolution's kernel (TbeConvDoubleInFusionPass,
-            # see residual_adds): it launches nothing of its own.
-            kernel = any(low.programs) and node.name not in self.residual
-            self.op_launch = self.launch_cycles if kernel else 0
-            if self.op_launch:
-                yield env.timeout(self.op_launch)
-                self.launched += self.op_launch
-            yield from self._run_op(i, node, low, roles)
+            yield from self._step(i, node)
             if self.l2_buffer:
-                self._free_dead(i, node)
+                self.l2_resident.free(self.lifetimes.dead_after(i))
         if self.progress is not None:
             self.progress(len(nodes), len(nodes))
+
+    def _step(self, i: int, node: Node):
+        env = self.env
+        into = self.fused.get(node.name) or self.epilogue_add.get(node.name)
+        if into is not None:
+            # An epilogue of a residual Add runs in the convolution that adds it.
+            into = self.epilogue_add.get(into, into)
+            self.ops.append(OpRecord.fused(i, node.name, node.op_type, env.now, into))
+            return
+        if node.op_type in EXPANDED_OPS and node.domain in ("", "ai.onnx"):
+            # Control flow and RNNs: timed as what they run (hetnpu.simulator.control).
+            self.current = node.name
+            yield from run_expanded(self, i, node)
+            return
+        try:
+            node, low = self._lowered(node)
+            roles = self._roles(node)
+        except Unsupported as exc:
+            self.unsupported.append(UnsupportedOp(node.name, node.op_type, str(exc)))
+            return
+        self.current = node.name
+        # The task scheduler starts kernels one after another on the op stream, the cores
+        # idle meanwhile; an op with no instructions (a reshape in place) is no kernel.
+        # A residual Add runs inside its convolution's kernel (TbeConvDoubleInFusionPass,
+        # see residual_adds): it launches nothing of its own.
+        kernel = any(low.programs) and node.name not in self.residual
+        self.op_launch = self.launch_cycles if kernel else 0
+        if self.op_launch:
+            yield env.timeout(self.op_launch)
+            self.launched += self.op_launch
+        yield from self._run_op(i, node, low, roles)
 
     @functools.cached_property
     def run_order(self) -> list[Node]:
@@ -262,20 +264,16 @@ class _Run:
         return node
 
     @functools.cached_property
-    def last_reads(self) -> dict[str, int]:
-        """Tensor -> run-order index of its last reader as the chip runs it (a fused epilogue
-        or a control-flow op counts as one, so what it reads is never freed early)."""
-        fused = self.fused.keys() | self.epilogue_add.keys()
-        return last_reads(n if n.name in fused else self._as_run(n) for n in self.run_order)
-
-    def _free_dead(self, index: int, node: Node) -> None:
-        """An L2 buffer frees what op ``index`` read last (a part of a no-task Concat's
-        output stays with it; the graph's outputs stay to be flushed)."""
-        last, alias = self.last_reads, self.alias
-        self.l2_resident.free(
-            t for t in node.inputs
-            if t and last.get(t) == index and t not in self.graph_outputs and alias.get(t, t) == t
-        )  # fmt: skip
+    def lifetimes(self) -> Lifetimes:
+        """When each L2 entry dies in an L2 buffer: after its last reader under any name (a
+        view's, a fused epilogue's, a subgraph's outer-scope read); the outputs never do."""
+        alias, skipped = self.alias, self.fused.keys() | self.epilogue_add.keys()
+        reads = (
+            (i, alias.get(t, t))
+            for i, node in enumerate(self.run_order)
+            for t in (node if node.name in skipped else self._as_run(node)).all_inputs
+        )
+        return Lifetimes(reads, (alias.get(t, t) for t in self.graph.outputs))
 
     def lower_all(self) -> None:
         """Lower every op the chip will run (into the lowering cache), without running any:
@@ -350,8 +348,11 @@ class _Run:
             # and a later reader of an input (DenseNet's next Concat) reads that memory.
             whole = self.alias.get(node.outputs[0], node.outputs[0])
             parts = [t for t in node.inputs if t]
-            if self.l2_resident.merge((self.alias.get(t, t) for t in parts), whole):
+            entries = [self.alias.get(t, t) for t in parts]
+            if self.l2_resident.merge(entries, whole):
                 self.alias.update(dict.fromkeys(parts, whole))
+                if self.l2_buffer:
+                    self.lifetimes.merge(entries, whole)
             return now
         g, prec = self.graph, self.ctx.prec
         before = self.l2_resident.writeback_bytes

@@ -7,22 +7,24 @@ charged to HBM. At the end of a run the dirty graph outputs are written back too
 
 In an L2 buffer (``l2_kind="buffer"``, the 310's: GE's platform ini ``l2_type=1``) GE gives
 tensors L2 pages and frees a tensor's pages once its consumers have run, never loading it out
-to DDR: the driver frees (:meth:`~L2Residency.free`) each tensor after its last reader
-(:func:`last_reads`), so only live tensors are evicted and written back.
+to DDR: the driver frees (:meth:`~L2Residency.free`) each entry after the last op that reads
+it under any of its names (:class:`Lifetimes`), so only live tensors are evicted and written
+back.
 
 Left out: partial residency (a tensor larger than L2 never enters it, one that fits enters
 whole), set associativity and the cache's own replacement policy (LRU over tensors stands in
-for it), prefetching, and the L2 buffer allocator's pages and its limit of 8 tensors per op.
+for it), prefetching; in an L2 buffer, GE's allocation of whole pages and its limit of 8 tensors
+resident at once, and its placement of an output that finds no free page in DDR, where the
+simulator evicts (and writes back) the least recently used live tensor instead: either way one
+tensor's bytes go through DDR.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 
-from hetnpu.graph.ir import Node
-
-__all__ = ["L2Residency", "last_reads"]
+__all__ = ["L2Residency", "Lifetimes"]
 
 
 class L2Residency:
@@ -84,7 +86,37 @@ class L2Residency:
                 self.writeback_bytes += size
 
 
-def last_reads(nodes: Iterable[Node]) -> dict[str, int]:
-    """Tensor -> the index in ``nodes`` (ops in run order, each with the inputs its kernel
-    reads) of the last op that reads it."""
-    return {t: i for i, node in enumerate(nodes) for t in node.inputs if t}
+class Lifetimes:
+    """When each entry of an L2 buffer dies: after the last op, in run order, that reads it
+    under any of its names.
+
+    ``reads`` are (run-order index, entry) pairs in run order; ``keep`` are the entries that
+    never die (the graph's outputs, written back at the end)."""
+
+    def __init__(self, reads: Iterable[tuple[int, str]], keep: Iterable[str]) -> None:
+        self._last: dict[str, int] = {}
+        for index, entry in reads:
+            self._last[entry] = index
+        self._keep = set(keep)
+        self._dying: dict[int, set[str]] = defaultdict(set)
+        for entry, index in self._last.items():
+            self._dying[index].add(entry)
+
+    def merge(self, parts: Iterable[str], whole: str) -> None:
+        """``parts`` became one entry ``whole`` (a no-task Concat's inputs, its output's
+        slices): it lives as long as the longest-lived of them."""
+        ends = []
+        for entry in (*parts, whole):
+            index = self._last.pop(entry, None)
+            if index is not None:
+                self._dying[index].discard(entry)
+                ends.append(index)
+            if entry in self._keep:
+                self._keep.add(whole)
+        if ends:
+            self._last[whole] = max(ends)
+            self._dying[max(ends)].add(whole)
+
+    def dead_after(self, index: int) -> list[str]:
+        """The entries whose last reader is op ``index``."""
+        return sorted(self._dying.pop(index, set()) - self._keep)

@@ -20,8 +20,10 @@ token) runs the whole batch through the stages one after another. A configuratio
 workspace; an EP rank's shard holds ``experts/ep`` experts) fits the chip's HBM.
 
 Left out: overlap of collectives with compute (MC2 fuses the all-to-alls with the grouped
-matmul), host launch costs, MoE load imbalance (every expert gets the same rows), and EP
-degrees other than 1 and tp (EP across pipeline stages, data-parallel attention).
+matmul), host launch costs (a pass pays the chip's ``model_execute_s`` once, in its rest, where
+each pipeline stage's own graph run would pay it again; 0 on the 910B presets), MoE load
+imbalance (every expert gets the same rows), and EP degrees other than 1 and tp (EP across
+pipeline stages, data-parallel attention).
 """
 
 from __future__ import annotations

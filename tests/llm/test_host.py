@@ -172,3 +172,14 @@ def test_every_pass_pays_the_chips_model_execute_once():
         # Generating 3 tokens runs the prompt pass and 2 decode steps.
         assert paid.ttft_s == pytest.approx(plain.ttft_s + cost)
         assert paid.decode_s == pytest.approx(plain.decode_s + 2 * cost)
+
+
+def test_an_extrapolated_prompt_batch_pays_the_execute_cost_once(monkeypatch):
+    # The prompt pass extrapolated from passes of 8 and 16 sequences to 64 is still one run.
+    c = load_config(MEDIUM)
+    monkeypatch.setattr(llm, "PREFILL_MACS", 8 * 256 * llm._token_layer_macs(c, 256))
+    kw = {"phase": "prefill", "seq": 256, "kv_len": 0, "batch": 64}
+    plain = llm.phase_time(c, load_npu("ascend910b4", {"model_execute_s": 0.0}), "fp16", **kw)
+    paid = llm.phase_time(c, load_npu("ascend910b4", {"model_execute_s": 250e-6}), "fp16", **kw)
+    assert paid.seconds == pytest.approx(plain.seconds + 250e-6)
+    assert paid.by_class["execute"] == pytest.approx(250e-6)
