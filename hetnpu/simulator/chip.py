@@ -30,20 +30,13 @@ reserved when the op starts, and the op cannot complete before that write-back h
 Ascend C best practices, "Setting a Proper L2 CacheMode": the replaced data "needs to be
 written back to the GM during the replacement (this process occupies the GM bandwidth). After
 the old data is written back, the new data can enter the L2 cache"). The page is written for
-A2/A3 (910B/910C); GE's platform configs mark the 310P3's and 910's L2 as a cache too
-(``l2_type=0``). The 310's is a buffer that GE allocates (``l2_type=1``, the spec's
-``l2_kind="buffer"``): a tensor leaves it once its last reader has run, and is never written
-back (GE's L2 allocator frees the pages of a tensor whose consumers are done and never loads it
-out to DDR).
+A2/A3 (910B/910C); GE's platform configs mark the 310P3's and 910's L2 as a cache too, and the
+310's as a buffer GE allocates, which frees a tensor after its last reader instead
+(:mod:`~hetnpu.simulator.l2`, the spec's ``l2_kind``).
 
 Left out: the write-back of the graph's dirty outputs at the end of a run is counted in
-``hbm_bytes`` but not timed; in a cache, GE's memory reuse (ATC ``--disable_reuse_memory=0``),
-which lets a later tensor overwrite a dead one's dirty lines instead of forcing them out (tried:
-discarding dead tensors from the 310P3's cache as from the 310's buffer takes its rows from
-10.8% to 13.3% MAPE with both overheads refit, so a cache writes back every evicted dirty
-tensor); the L2 buffer allocator's page granularity and limit of 8 tensors; the 310P's standalone
-vector cores, cache-line granularity and L2 set conflicts, NoC topology, and overlap between
-consecutive ops (a launch included).
+``hbm_bytes`` but not timed; what :mod:`~hetnpu.simulator.l2` leaves out of L2; the 310P's
+standalone vector cores, NoC topology, and overlap between consecutive ops (a launch included).
 """
 
 from __future__ import annotations
