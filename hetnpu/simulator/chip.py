@@ -34,9 +34,14 @@ A2/A3 (910B/910C); GE's platform configs mark the 310P3's and 910's L2 as a cach
 310's as a buffer GE allocates, which frees a tensor after its last reader instead
 (:mod:`~hetnpu.simulator.l2`, the spec's ``l2_kind``).
 
+The 310P's standalone vector cores run nothing: GE compiles a model for the AI cores and
+excludes the vector-core engine unless ATC's ``core_type`` is ``VectorCore`` (hicann/ge
+ffdcbc9f, ``compiler/engines/manager/engine_manager/dnnengine_manager.cc``,
+``DNNEngineManager::GetExcludeEngines``).
+
 Left out: the write-back of the graph's dirty outputs at the end of a run is counted in
-``hbm_bytes`` but not timed; what :mod:`~hetnpu.simulator.l2` leaves out of L2; the 310P's
-standalone vector cores, NoC topology, and overlap between consecutive ops (a launch included).
+``hbm_bytes`` but not timed; what :mod:`~hetnpu.simulator.l2` leaves out of L2; NoC topology,
+and overlap between consecutive ops (a launch included).
 """
 
 from __future__ import annotations
