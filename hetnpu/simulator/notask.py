@@ -15,26 +15,21 @@ none that is a graph output, none produced by a Concat already made no-task, and
 placed in another no-task Concat's output (``can_reused_for_concat_optimize``: the first Concat
 in graph order claims a producer's output).
 
-At any batch, FE's ConcatCOptimize pass (hicann/ge ffdcbc9f, ``compiler/engines/nn_engine/
-fusion/graph_optimizer/graph_fusion/fusion_pass_manager/builtin_pass/concat_c_optimize_fusion_
-pass.cc``, run by ``LxFusionOptimizer::LxFusionOptimize`` after every static graph's Lx fusion
-step) makes a channel Concat no-task as well when every input is a convolution's output (its
-inner patterns Conv2D and Conv2D + Relu, a BatchNormalization between them folded into the
-Conv) read by that Concat alone, C0-aligned in NC1HWC0, none a graph output nor already
-claimed, and the output is neither a graph output nor read by a no-task op: the convolutions
-are recompiled to write their outputs into the Concat's with a stride (``_output_offset_for_
-buffer_fusion``), and the Concat gets ``_no_task``.
-
 So a DenseNet's dense-layer Concat, whose first input every later Concat of the block reads
-too, is made no-task only once per block (at batch 1), while 13 of Inception-v3's 16 branch
-Concats are at batch 1 (not the input transform's Concat of 1-channel planes, nor Mixed_7b's
-and Mixed_7c's outer Concats, whose inputs include their no-task inner Concats' outputs) and
-11 at larger batches (every branch ends in a convolution, but for the three whose inputs
-include a pooling or an inner Concat, and the input transform's).
+too, is made no-task only once per block, while 13 of Inception-v3's 16 branch Concats are
+(at batch 1; not the input transform's Concat of 1-channel planes, nor Mixed_7b's and
+Mixed_7c's outer Concats, whose inputs include their no-task inner Concats' outputs).
 
 Left out: the Split counterpart (``StridedReadOptimizer``, split outputs as views of the
 input) and Pack; the pass's checks on subgraphs, memory types, L1/L2 fusion and reference
-nodes, which these graphs do not raise.
+nodes, which these graphs do not raise. Also FE's ConcatCOptimize pass, which would make a
+channel Concat of convolutions' outputs no task at any batch (the convolutions writing into its
+output with a stride: hicann/ge ffdcbc9f ``concat_c_optimize_fusion_pass.cc``): the built-in
+fusion switch config turns it off (the same repository's stub of it,
+``tests/engines/nn_engine/depends/CANN_910b_stub/cann/opp/built-in/fusion_pass/config/
+fusion_config.json``: ``"ConcatCOptimize": "off"``), and modelled on, it made Inception-v3's
+rows at batch 4-64 3-9% faster than before, away from the measured ones (the 310P3's rows
+10.8% -> 10.9% MAPE).
 """
 
 from __future__ import annotations
@@ -74,65 +69,7 @@ def notask_concats(graph: Graph, prec: Precision, fmt: Mapping[str, str]) -> set
             continue
         notask.add(node.name)
         claimed.update(inputs)
-    for node in graph:
-        if node.op_type != "Concat" or node.is_constant or node.name in notask:
-            continue
-        inputs = [t for t in node.inputs if t]
-        if len(inputs) < 2 or len(set(inputs)) != len(inputs):
-            continue
-        if _stride_written(graph, node, inputs, fmt, prec, outputs, claimed, notask):
-            notask.add(node.name)
-            claimed.update(inputs)
     return notask
-
-
-def _stride_written(
-    graph: Graph,
-    node: Node,
-    inputs: list[str],
-    fmt: Mapping[str, str],
-    prec: Precision,
-    outputs: set[str],
-    claimed: set[str],
-    notask: set[str],
-) -> bool:
-    """FE's ConcatCOptimize: every input a convolution's output (its ReLU's), read by this
-    Concat alone, C0-aligned channels in NC1HWC0, concatenated on C; the output neither a
-    graph output nor read by a no-task op."""
-    if int(node.attrs.get("axis", 0)) not in (1, -3):
-        return False
-    if any(t in outputs or c.name in notask for t in node.outputs for c in graph.consumers(t)):
-        return False
-    if any(t in outputs for t in node.outputs):
-        return False
-    for t in inputs:
-        tensor = graph.tensors.get(t)
-        if (
-            t in outputs
-            or t in claimed
-            or fmt.get(t) != "NC1HWC0"
-            or len(graph.consumers(t)) != 1
-            or not _conv_written(graph, t)
-            or tensor is None
-            or tensor.shape is None
-            or len(tensor.shape) != 4
-            or not isinstance(tensor.shape[1], int)
-            or tensor.shape[1] % nc1hwc0_c0(device_dtype(tensor.dtype, prec.name))
-            or dev_nbytes(graph, t, prec) % _ALIGN_BYTES
-        ):
-            return False
-    return True
-
-
-def _conv_written(graph: Graph, t: str) -> bool:
-    """``t`` is a Conv's output, or its ReLU's (ConcatCOptimize's inner patterns Conv2D and
-    Conv2D + Relu; ATC folds a BatchNormalization between them into the Conv)."""
-    node = graph.producer(t)
-    if node is not None and node.op_type == "Relu":
-        node = graph.producer(node.inputs[0])
-    if node is not None and node.op_type == "BatchNormalization":
-        node = graph.producer(node.inputs[0])
-    return node is not None and node.op_type in ("Conv", "ConvTranspose")
 
 
 def _input_ok(graph: Graph, t: str, outputs: set[str], claimed: set[str], notask: set[str]) -> bool:

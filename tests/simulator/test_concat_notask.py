@@ -2,10 +2,7 @@
 task (mirror-cann/ge ``compiler/graph/passes/memory_optimize/concat_notask_pass.cc``).
 
 In NC1HWC0 a channel Concat is in place only at batch 1 with every input's channels a
-multiple of C0 (16 for fp16); a producer's output joins one such Concat at most. At any batch,
-FE's ConcatCOptimize has convolutions write their outputs with a stride into a channel
-Concat's output (hicann/ge ``concat_c_optimize_fusion_pass.cc``), when every input is a
-convolution's (or its ReLU's) output read by that Concat alone.
+multiple of C0 (16 for fp16); a producer's output joins one such Concat at most.
 """
 
 from __future__ import annotations
@@ -23,21 +20,14 @@ from hetnpu.simulator.tiler import precision_info
 LAUNCH_S = 5e-6
 
 
-def _branches(batch: int, ch: int, second_concat: bool = False, pooled_b: bool = False) -> object:
-    """conv_a, conv_b (``ch`` channels each; with ``pooled_b`` a MaxPool of x's 16) -> Concat
-    on C -> conv_c; optionally a second Concat of conv_a's output with conv_c's (DenseNet's
-    pattern: a shared first input)."""
-    b_ch = 16 if pooled_b else ch
+def _branches(batch: int, ch: int, second_concat: bool = False) -> object:
+    """conv_a, conv_b (``ch`` channels each) -> Concat on C -> conv_c; optionally a second
+    Concat of conv_a's output with conv_c's (DenseNet's pattern: a shared first input)."""
     wa = numpy_helper.from_array(np.zeros((ch, 16, 1, 1), np.float32), "wa")
-    wc = numpy_helper.from_array(np.zeros((16, ch + b_ch, 1, 1), np.float32), "wc")
-    make_b = (
-        helper.make_node("MaxPool", ["x"], ["b"], name="pool_b", kernel_shape=[1, 1])
-        if pooled_b
-        else helper.make_node("Conv", ["x", "wa"], ["b"], name="conv_b")
-    )
+    wc = numpy_helper.from_array(np.zeros((16, 2 * ch, 1, 1), np.float32), "wc")
     nodes = [
         helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a"),
-        make_b,
+        helper.make_node("Conv", ["x", "wa"], ["b"], name="conv_b"),
         helper.make_node("Concat", ["a", "b"], ["cat"], name="cat", axis=1),
         helper.make_node("Conv", ["cat", "wc"], ["c"], name="conv_c"),
     ]
@@ -73,29 +63,9 @@ def test_aligned_batch_one_concat_is_no_task() -> None:
 
 def test_batch_or_padding_keeps_the_concat_kernel() -> None:
     spec = load_npu("ascend310p", {"task_launch_s": LAUNCH_S})
-    # C1 behind N = 2 with a pooled input (not a convolution's); 24 channels pad to 32.
-    for batch, ch, pooled in ((2, 32, True), (1, 24, False), (2, 24, False)):
-        cat = _cat(simulate(_branches(batch, ch, pooled_b=pooled), spec))
-        assert cat.launch_cycles > 0 and cat.cycles > 0, (batch, ch, pooled)
-
-
-def test_at_any_batch_convolutions_write_into_the_concat_with_a_stride() -> None:
-    # ConcatCOptimize: every input is a convolution's output read by the Concat alone.
-    spec = load_npu("ascend310p", {"task_launch_s": LAUNCH_S})
-    for batch in (2, 8):
-        g = _branches(batch, 32)
-        formats = format_plan(g, frozenset({"x"}))[1]
-        assert notask_concats(g, precision_info("fp16"), formats) == {"cat"}
-        res = simulate(g, spec)
-        cat = _cat(res)
-        assert (cat.launch_cycles, cat.cycles, cat.gm_bytes, cat.bound) == (0, 0, 0, "zero")
-        # conv_c reads the concatenation the two convolutions just wrote, from L2.
-        conv_c = next(o for o in res.ops if o.name == "conv_c")
-        assert conv_c.hbm_bytes <= 16 * 64 * 2 + 64
-    # conv_a's output read by a second Concat too: not the first Concat's alone.
-    g = _branches(2, 32, second_concat=True)
-    formats = format_plan(g, frozenset({"x"}))[1]
-    assert notask_concats(g, precision_info("fp16"), formats) == set()
+    for batch, ch in ((2, 32), (1, 24)):  # C1 axis behind N = 2; 24 channels pad to 32
+        cat = _cat(simulate(_branches(batch, ch), spec))
+        assert cat.launch_cycles > 0 and cat.cycles > 0, (batch, ch)
 
 
 def test_a_producer_output_joins_one_no_task_concat() -> None:
@@ -121,43 +91,3 @@ def test_a_later_reader_of_an_input_finds_it_in_the_concatenation() -> None:
     # cat2 (a kernel: ``a`` is placed in ``cat`` already) reads ``a`` from the resident
     # concatenation and ``c`` just written: nothing from HBM.
     assert cat2.launch_cycles > 0 and cat2.hbm_bytes == 0
-
-
-def test_a_convolutions_batchnorm_and_relu_still_write_into_the_concat() -> None:
-    # Inception's branches end in Conv -> BatchNormalization -> ReLU, which ATC fuses into
-    # the convolution: ConcatCOptimize's Conv2D + Relu pattern.
-    ch, batch = 32, 4
-    stats = [numpy_helper.from_array(np.full(ch, v, np.float32), n)
-             for n, v in (("s", 1.0), ("bias", 0.0), ("m", 0.0), ("v", 1.0))]  # fmt: skip
-    w = numpy_helper.from_array(np.zeros((ch, 16, 1, 1), np.float32), "w")
-    wc = numpy_helper.from_array(np.zeros((16, 2 * ch, 1, 1), np.float32), "wc")
-    nodes = []
-    for b in ("a", "b"):
-        nodes += [
-            helper.make_node("Conv", ["x", "w"], [f"{b}0"], name=f"conv_{b}"),
-            helper.make_node(
-                "BatchNormalization", [f"{b}0", "s", "bias", "m", "v"], [f"{b}1"], name=f"bn_{b}"
-            ),
-            helper.make_node("Relu", [f"{b}1"], [b], name=f"relu_{b}"),
-        ]
-    nodes += [
-        helper.make_node("Concat", ["a", "b"], ["cat"], name="cat", axis=1),
-        helper.make_node("Conv", ["cat", "wc"], ["y"], name="conv_c"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "activated",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 16, 28, 28])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 16, 28, 28])],
-        [w, wc, *stats],
-    )
-    g = load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
-    formats = format_plan(g, frozenset({"x"}))[1]
-    assert notask_concats(g, precision_info("fp16"), formats) == {"cat"}
-    # A ReLU of something else (here of the graph input) is no convolution's output.
-    nodes[0:3] = [helper.make_node("Relu", ["x"], ["a"], name="relu_a")]
-    graph = helper.make_graph(nodes, "plain", list(graph.input), list(graph.output),
-                              list(graph.initializer))  # fmt: skip
-    g = load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
-    formats = format_plan(g, frozenset({"x"}))[1]
-    assert notask_concats(g, precision_info("fp16"), formats) == set()
