@@ -223,7 +223,7 @@ class RooflineCostModel:
         nbytes = transdata_bytes(tuple(t.shape), src, dst, dtype)  # type: ignore[arg-type]
         overhead = (self.npu.gm_latency_cycles + self.npu.mte_latency_cycles) / self.npu.clock_hz
         seconds = nbytes / self.npu.hbm_bytes_per_s
-        rate = getattr(self.npu, "transdata_bytes_per_cycle", None)
+        rate = self.npu.transdata_bytes_per_cycle
         if rate and inside == "NC1HWC0" and t.shape[1] > SMALL_CHANNEL:
             five_hd = padded_nbytes(tuple(t.shape), "NC1HWC0", dtype)
             seconds = max(seconds, five_hd / (rate * vector_units(self.npu) * self.npu.clock_hz))

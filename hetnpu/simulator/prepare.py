@@ -170,7 +170,6 @@ def residual_adds(graph: Graph, ub: bool = True, mm: MatmulUb | None = None) -> 
     write stands for the fused kernel's one write of the sum.
     """
     out: dict[str, str] = {}
-    order = {n.name: i for i, n in enumerate(graph)}  # topological
     for node in graph:
         if node.op_type != "Add" or node.is_constant or len(node.inputs) != 2:
             continue
@@ -182,7 +181,7 @@ def residual_adds(graph: Graph, ub: bool = True, mm: MatmulUb | None = None) -> 
             continue
         # Both inputs may come from convolutions (a ResNet downsample block): the one that runs
         # last adds the other, which exists by then.
-        fed = [(order[r.name], mine) for mine in (a, b) if (r := _conv_root(graph, mine))]
+        fed = [(r.index, mine) for mine in (a, b) if (r := _conv_root(graph, mine))]
         if fed:
             out[node.name] = max(fed)[1]
     out.update((matmul_ub_fusion(graph, ub) if mm is None else mm)[1])
@@ -210,14 +209,13 @@ def conv_residuals(graph: Graph, residual: dict[str, str]) -> dict[str, tuple[st
     Adds of :func:`residual_adds` (``residual``) fed by a convolution (coupled chips add the
     residual in the convolution's epilogue; a MatMul's UB-fused Add stays timed on its own)."""
     out: dict[str, tuple[str, str]] = {}
-    order = {n.name: i for i, n in enumerate(graph)}  # topological
     for add, mine in residual.items():
         root = _conv_root(graph, mine)
         if root is None or root.name in out:
             continue
         other = next((t for t in graph.node(add).inputs if t != mine), None)
         prod = graph.producer(other) if other else None
-        if other is None or (prod is not None and order[prod.name] > order[root.name]):
+        if other is None or (prod is not None and prod.index > root.index):
             continue  # the residual would not exist yet when the convolution runs
         out[root.name] = (add, other)
     return out

@@ -10,6 +10,7 @@ from hetnpu.devices.presets import load_npu
 from hetnpu.graph import load
 from hetnpu.simulator import simulate
 from hetnpu.simulator.prepare import conv_residuals, fusion_map, residual_adds
+from tests.support.graphs import float_graph
 
 
 def _block(
@@ -128,14 +129,7 @@ def _downsample_block():
         helper.make_node("Add", ["a", "d"], ["Y"], name="add"),
     ]
     shape = [1, c, 28, 28]
-    g = helper.make_graph(
-        nodes,
-        "down",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, shape)],
-        inits,
-    )
-    return load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    return float_graph(nodes, [("X", shape)], [("Y", shape)], inits, "down")
 
 
 def test_an_add_of_two_convolutions_fuses_into_the_later_one() -> None:
@@ -157,19 +151,7 @@ def test_an_add_of_a_tensor_to_itself_is_no_residual() -> None:
         helper.make_node("Conv", ["X", "W"], ["c"], name="conv"),
         helper.make_node("Add", ["c", "c"], ["Y"], name="double"),
     ]
-    vi = helper.make_tensor_value_info
-    g = load(
-        helper.make_model(
-            helper.make_graph(
-                nodes,
-                "g",
-                [vi("X", TensorProto.FLOAT, [1, 16, 8, 8])],
-                [vi("Y", TensorProto.FLOAT, [1, 16, 8, 8])],
-                [w],
-            ),
-            opset_imports=[helper.make_opsetid("", 17)],
-        )
-    )
+    g = float_graph(nodes, [("X", [1, 16, 8, 8])], [("Y", [1, 16, 8, 8])], [w])
     assert residual_adds(g) == {}
     ops = {o.name: o for o in simulate(g, "ascend310p").ops}
     assert ops["double"].fused_into is None and ops["double"].cycles > 0

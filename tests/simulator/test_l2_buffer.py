@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from hetnpu.devices.presets import load_npu
 from hetnpu.errors import ConfigError
-from hetnpu.graph import load
 from hetnpu.simulator import simulate
+from tests.support.graphs import float_graph
 
 from .test_l2_writeback import _transpose_chain
 
@@ -48,13 +48,7 @@ def test_a_tensor_stays_in_the_buffer_until_its_last_reader() -> None:
         helper.make_node("Transpose", ["t1"], ["t2"], name="op2", perm=[1, 0]),
         helper.make_node("Add", ["t2", "t0"], ["y"], name="add"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "late_reader",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [SIDE, SIDE])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [SIDE, SIDE])],
-    )
-    g = load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    g = float_graph(nodes, [("x", [SIDE, SIDE])], [("y", [SIDE, SIDE])], name="late_reader")
     res = simulate(g, _spec("buffer", 3))
     add = next(o for o in res.ops if o.name == "add")
     assert add.hbm_bytes == 0  # both operands found in L2
@@ -77,17 +71,6 @@ def test_an_unknown_l2_kind_is_a_config_error_naming_the_key() -> None:
         load_npu("ascend310", {"l2_kind": "scratchpad"})
 
 
-def _model(nodes, inputs, outputs, inits=()):
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-        list(inits),
-    )
-    return load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
-
-
 def _weight(name: str, cout: int, cin: int):
     return numpy_helper.from_array(np.zeros((cout, cin, 1, 1), np.float32), name)
 
@@ -99,7 +82,7 @@ def _views():
         helper.make_node("Flatten", ["t0"], ["v"], name="flat", axis=0),
         helper.make_node("Relu", ["v"], ["y"], name="op2"),
     ]
-    return _model(nodes, [("x", [SIDE, SIDE])], ["y"]), BYTES
+    return float_graph(nodes, [("x", [SIDE, SIDE])], [("y", None)]), BYTES
 
 
 def _output_view():
@@ -108,7 +91,7 @@ def _output_view():
         helper.make_node("Transpose", ["x"], ["t0"], name="op0", perm=[1, 0]),
         helper.make_node("Flatten", ["t0"], ["v"], name="flat", axis=0),
     ]
-    return _model(nodes, [("x", [SIDE, SIDE])], ["v"]), BYTES
+    return float_graph(nodes, [("x", [SIDE, SIDE])], [("v", None)]), BYTES
 
 
 def _conv_relu():
@@ -120,7 +103,7 @@ def _conv_relu():
         nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], name=f"conv{i}"))
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}"))
         prev = f"r{i}"
-    return _model(nodes, [("x", [1, c, h, h])], [prev], inits), 2 * c * h * h
+    return float_graph(nodes, [("x", [1, c, h, h])], [(prev, None)], inits), 2 * c * h * h
 
 
 def _dense_concats():
@@ -136,7 +119,7 @@ def _dense_concats():
     ]
     inits = [_weight("w0", c, c), _weight("w1", c, c), _weight("w2", c, 2 * c),
              _weight("w3", c, 3 * c)]  # fmt: skip
-    return _model(nodes, [("x", [1, c, h, h])], ["y"], inits), 2 * 3 * c * h * h
+    return float_graph(nodes, [("x", [1, c, h, h])], [("y", None)], inits), 2 * 3 * c * h * h
 
 
 @pytest.mark.parametrize("build", [_views, _output_view, _conv_relu, _dense_concats])

@@ -1,4 +1,6 @@
-"""Tools for testing hetnpu against bad input: ONNX model mutations and a fuzzing pipeline.
+"""Tools for testing hetnpu: small float models built from a list of nodes
+(:mod:`~tests.support.graphs`), and, against bad input, ONNX model mutations and a fuzzing
+pipeline.
 
 :mod:`~tests.support.mutations` turns a valid model into a broken one, reproducibly from a
 seed; :mod:`~tests.support.pipeline` runs a mutant through every public entry point (load,

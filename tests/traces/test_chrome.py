@@ -224,9 +224,9 @@ def test_a_residual_add_in_a_convolutions_epilogue_keeps_its_flows(tmp_path) -> 
     # ReLU run in conv2's kernel, so the trace lists conv2 with both fused, and the block's
     # output reaches conv3 from conv2; the residual r1 reaches conv2 from conv1.
     import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
-    from hetnpu.graph import load
+    from tests.support.graphs import float_graph
 
     rng = np.random.default_rng(0)
     w = [
@@ -242,19 +242,7 @@ def test_a_residual_add_in_a_convolutions_epilogue_keeps_its_flows(tmp_path) -> 
         helper.make_node("Relu", ["s"], ["y2"], name="relu2"),
         helper.make_node("Conv", ["y2", "W3"], ["Y"], name="conv3", **pads),
     ]
-    vi = helper.make_tensor_value_info
-    graph = load(
-        helper.make_model(
-            helper.make_graph(
-                nodes,
-                "block",
-                [vi("X", TensorProto.FLOAT, [1, 16, 28, 28])],
-                [vi("Y", TensorProto.FLOAT, [1, 16, 28, 28])],
-                w,
-            ),
-            opset_imports=[helper.make_opsetid("", 17)],
-        )
-    )
+    graph = float_graph(nodes, [("X", [1, 16, 28, 28])], [("Y", [1, 16, 28, 28])], w, "block")
     res = simulate(graph, "ascend910", trace_level="op")
     fused = {o.name: o.fused_into for o in res.ops if o.fused_into}
     assert fused == {"relu1": "conv1", "add": "conv2", "relu2": "conv2"}
