@@ -17,10 +17,14 @@ over tensors stands in for it), prefetching; in a cache, GE's memory reuse (ATC
 ``--disable_reuse_memory=0``), which lets a later tensor overwrite a dead one's dirty lines
 instead of forcing them out (tried: freeing dead tensors from the 310P3's cache as from the
 310's buffer takes its rows from 10.8% to 13.3% MAPE with both overheads refit, so a cache
-writes back every evicted dirty tensor); in an L2 buffer, GE's allocation of whole pages, its
-limit of 8 tensors resident at once, and its placement in DDR of an output that finds no free
-page, where the simulator evicts (and writes back) the least recently used live tensor instead:
-either way one tensor's bytes go through DDR.
+writes back every evicted dirty tensor). Nor does the compiler clean a cache: FE issues cache
+maintenance tasks (prefetch, invalidate, write-back: hicann/ge ffdcbc9f
+``compiler/engines/nn_engine/optimizer/cmo/``) only when the platform ini sets
+``l2_cache_mode=cmo`` (``PlatformUtils::IsEnableL2CacheCmo``), which among GE's platform
+configs only the 310B1's does; the 310P3's sets no mode. In an L2 buffer: GE's allocation of
+whole pages, its limit of 8 tensors resident at once, and its placement in DDR of an output
+that finds no free page, where the simulator evicts (and writes back) the least recently used
+live tensor instead: either way one tensor's bytes go through DDR.
 """
 
 from __future__ import annotations

@@ -1,0 +1,61 @@
+"""``benchmarks/fidelity_gaps.py``'s traffic floor: weights once, and every activation larger
+than L2 written once and read once by each kernel that reads it, kernels as fused."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import helper, numpy_helper
+
+from hetnpu.devices.presets import load_npu
+from hetnpu.simulator import simulate
+from tests.support.graphs import float_graph
+
+ROOT = Path(__file__).resolve().parents[2]
+C, H = 16, 32
+ACT = C * H * H * 2  # one fp16 activation of the model below on the device
+WEIGHT = C * C * 3 * 3 * 2
+
+
+@pytest.fixture(scope="module")
+def gaps():
+    spec = importlib.util.spec_from_file_location(
+        "fidelity_gaps", ROOT / "benchmarks" / "fidelity_gaps.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _graph():
+    """x -> Conv a -> ReLU -> t, read by Conv b (-> u) and Conv c (-> v); u, v are outputs."""
+    w = [numpy_helper.from_array(np.ones((C, C, 3, 3), np.float32), f"w{i}") for i in "abc"]
+    conv = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    nodes = [
+        helper.make_node("Conv", ["x", "wa"], ["ya"], name="a", **conv),
+        helper.make_node("Relu", ["ya"], ["t"], name="relu"),
+        helper.make_node("Conv", ["t", "wb"], ["u"], name="b", **conv),
+        helper.make_node("Conv", ["t", "wc"], ["v"], name="c", **conv),
+    ]
+    shape = [1, C, H, H]
+    return float_graph(nodes, [("x", shape)], [("u", shape), ("v", shape)], w)
+
+
+def test_tensors_larger_than_l2_move_once_per_write_and_per_reading_kernel(gaps) -> None:
+    graph = _graph()
+    spec = load_npu("ascend310p", {"l2_bytes": ACT - 1})
+    res = simulate(graph, spec)
+    assert {op.name: op.fused_into for op in res.ops}["relu"] == "a"
+    # x read by a; t (the ReLU's output: a's own output never leaves its kernel) written
+    # once and read by b and c; u and v written.
+    expected = 3 * WEIGHT + ACT + 3 * ACT + 2 * ACT
+    assert gaps.whole_tensor_floor(graph, res) == expected
+
+
+def test_tensors_that_fit_l2_leave_the_weights_alone(gaps) -> None:
+    graph = _graph()
+    res = simulate(graph, "ascend310p")
+    assert gaps.whole_tensor_floor(graph, res) == 3 * WEIGHT
