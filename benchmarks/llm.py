@@ -15,7 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-CALIBRATION = Path("/work/shared/fidelity/calibration.csv")
+CALIBRATION = (
+    Path(__file__).resolve().parents[1] / "hetnpu" / "fidelity" / "data" / "calibration.csv"
+)
 
 _CHILD = """
 import json, sys, time

@@ -36,7 +36,8 @@ from hetnpu.whatif.parallel_search import _context, fewest_chips, layer_time, st
 MODEL, CHIP, TOPOLOGY, TP = "llama-2-70b", "ascend910b4", "atlas-800i-a2", 8
 MOE_MODEL, MOE_TARGET_MS, MOE_BATCH = "mixtral-8x7b", 50.0, 16
 PROMPT, GENERATED = 1024, 1024
-TABLE = Path(__file__).resolve().parents[2] / "shared" / "fidelity" / "calibration.csv"
+TABLE = Path(__file__).resolve().parents[1] / "hetnpu" / "fidelity" / "data" / "calibration.csv"
+"""The packaged copy of the calibration table (``hetnpu.fidelity.load_table``'s default)."""
 
 
 def _rows(table: Path) -> list[dict[str, str]]:

@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hetnpu: interrupted", file=sys.stderr)
         return 130
+    if rc == 130:  # Ctrl-C: typer turns it into this status without a word
+        print("hetnpu: interrupted", file=sys.stderr)
     return rc if isinstance(rc, int) else 0
 
 

@@ -33,7 +33,9 @@ def _bytes(n: float) -> str:
 
 @app.command()
 def info(
-    model: Annotated[Path, typer.Argument(help="An .onnx file.")],
+    model: Annotated[
+        str, typer.Argument(help="An .onnx file, or a model name (hetnpu models list).")
+    ],
     input_shape: InputShapeOpt = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the figures and per-node details as JSON.")
@@ -52,12 +54,20 @@ def info(
     If/Loop/Scan nodes count the work of what they run: the branch or trip count known from
     constants, else the one given with --branch/--trips, else the larger branch (both listed).
     """
+    from hetnpu import models
     from hetnpu.graph import load
     from hetnpu.graph.stats import model_stats
 
-    graph = load(model, input_shapes=parse_input_shapes(input_shape))
+    # A file, or a model-zoo name, as `hetnpu simulate` takes it.
+    graph = load(models.source(model), input_shapes=parse_input_shapes(input_shape))
     control = parse_control(branch, trips)
     control.check(graph)
+    verdicts = None
+    kinds = [d.strip() for d in (devices or "").split(",") if d.strip()]
+    if kinds:
+        from hetnpu.devices.capability import capability_table
+
+        verdicts = capability_table(graph, kinds)  # a bad device kind fails before any output
     stats = model_stats(graph, control=control)
     console = Console()
     console.print(
@@ -84,11 +94,7 @@ def info(
     flow = _print_control(console, graph, control)
     if flow:
         payload["control_flow"] = flow
-    if devices:
-        from hetnpu.devices.capability import capability_table
-
-        kinds = [d.strip() for d in devices.split(",") if d.strip()]
-        verdicts = capability_table(graph, kinds)
+    if verdicts is not None:
         _print_capability(console, graph, kinds, verdicts)
         payload["capability"] = {
             node: {dev: {"supported": v.supported, "reason": v.reason} for dev, v in per.items()}

@@ -15,7 +15,7 @@ from hetnpu.errors import ConfigError
 __all__ = ["models_app"]
 
 models_app = typer.Typer(
-    help="Standard networks (ResNet-50, MobileNetV2, BERT-base, an MLP) with seeded weights.",
+    help="The model zoo (CNNs, BERT, CRNN, YOLOv4, an MLP: `hetnpu models list`), seeded weights.",
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")

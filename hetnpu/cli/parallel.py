@@ -22,6 +22,9 @@ Examples:
   hetnpu fewest --model llama-3-8b --ttft-ms 400 --batch 4 --workers 2
 
   hetnpu fewest --model mixtral-8x7b --chip ascend910b4 --per-token-ms 50 --batch 16
+
+The exit status is 1 when no configuration meets the target (the points are still printed and
+written), so a script can tell.
 """
 
 _PARALLEL_EXAMPLES = """
@@ -252,3 +255,5 @@ def fewest(
                 indent=1,
             ),
         )
+    if res.answer is None:
+        raise typer.Exit(1)

@@ -26,7 +26,9 @@ Examples:
 
 @app.command(epilog=_EXAMPLES)
 def partition(
-    model: Annotated[Path, typer.Argument(help="An .onnx file.")],
+    model: Annotated[
+        str, typer.Argument(help="An .onnx file, or a model name (hetnpu models list).")
+    ],
     devices: Annotated[
         str, typer.Option("--devices", help="Devices in priority order: npu, sim-npu, gpu, cpu.")
     ] = "npu,cpu",
@@ -61,6 +63,7 @@ def partition(
     ] = None,
 ) -> None:
     """Partition MODEL across devices; print stages, transfers, TransData, fallbacks, makespan."""
+    from hetnpu import models
     from hetnpu.graph import load
     from hetnpu.scheduler import partition as run_partition
     from hetnpu.scheduler.placement import normalize_devices, parse_affinity
@@ -68,7 +71,7 @@ def partition(
 
     listed, _ = normalize_devices(devices)  # fail on a bad device before loading the model
     pins = parse_affinity(affinity or [])
-    graph = load(model, input_shapes=parse_input_shapes(input_shape))
+    graph = load(models.source(model), input_shapes=parse_input_shapes(input_shape))
     plan = run_partition(
         graph,
         devices=devices,

@@ -137,6 +137,10 @@ def run(
             profile=profile is not None,
             input_shapes=parse_input_shapes(input_shape),
         )
+        names = [a.name for a in sess.get_inputs()]
+        unknown = sorted(set(feeds) - set(names))
+        if unknown:  # refused before any random input is made and announced
+            raise InputError(f"unknown input(s) {unknown}; the model's inputs are {names}")
         made = random_inputs(sess.get_inputs(), feeds, seed)
         for name, what in made.items():
             typer.echo(f"input {name}: random {what} (seed {seed}); pass --input {name}=FILE.npy")

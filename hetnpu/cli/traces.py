@@ -69,6 +69,15 @@ def summary(
             print(f"wrote {path}")
     console = Console()
     console.print(f"[bold]{trace}[/bold] ({tr.kind}): {len(rows)} ops, {tr.wall_us:.6g} µs")
+    if not rows:
+        # A measured run records per-kernel spans only where onnxruntime's profiler ran.
+        hint = ""
+        if any(u.device == "sim-npu" for u in tr.units):
+            hint = (
+                "; sim-npu records each stage as one span (`hetnpu simulate MODEL --trace "
+                "FILE` times every op on the simulated chip)"
+            )
+        console.print(f"no op spans in this trace: the units table lists what it holds{hint}")
     table = Table(
         "op", "type", "device", "cores", "start µs", "µs", "util", "bound", title="longest ops"
     )

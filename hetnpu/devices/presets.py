@@ -200,8 +200,11 @@ def _apply_overrides(
     for key, value in overrides.items():
         if key not in known:
             close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+            # The CLI cuts a line at 600 characters: point at the full list, not print it.
             hint = (
-                f"; close matches: {', '.join(close)}" if close else f"; keys: {', '.join(known)}"
+                f"; close matches: {', '.join(close)}"
+                if close
+                else f"; `hetnpu devices show {merged.data.get('name', 'CHIP')}` lists the keys"
             )
             raise ConfigError(f"{label}: unknown key {key!r} in overrides{hint}")
         outer, _, inner = key.partition(".")

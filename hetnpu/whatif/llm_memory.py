@@ -38,7 +38,8 @@ class Memory:
     max_batch: int
     """Largest batch whose memory fits at this context (0: not even one sequence)."""
     max_context: int
-    """Largest prompt + generated tokens that fits at this batch."""
+    """Largest prompt + generated tokens that fits at this batch, at most the model's
+    ``max_positions`` (what its position embeddings were trained for)."""
 
     @property
     def total(self) -> int:
@@ -81,7 +82,7 @@ def memory(
     # Largest context at this batch, the prompt taking the same share of it as asked.
     per_token = batch * (kv_token + act_token * prompt / context)
     room = free - batch * per_seq_fixed
-    max_context = int(room // per_token) if room > 0 else 0
+    max_context = min(int(room // per_token), config.max_positions) if room > 0 else 0
     return Memory(
         weights=weights,
         kv_cache=batch * context * kv_token,

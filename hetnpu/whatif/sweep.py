@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
@@ -238,11 +239,30 @@ def _executor(
     # with hetnpu preloaded, instead of re-importing everything as spawn does.
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["hetnpu.whatif.worker", "hetnpu.simulator"])
-    pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx)
+    pool = ProcessPoolExecutor(
+        max_workers=workers or os.cpu_count() or 1, mp_context=ctx, initializer=_ignore_sigint
+    )
     try:
         yield pool
-    finally:
+    except BaseException:
+        # Interrupted (Ctrl-C) or failed: the finished points are in the journal, so the
+        # running ones are stopped rather than waited for. The pool's own thread then finds
+        # its workers gone and fails every pending future (none may be cancelled first: on
+        # Python 3.11 that thread raises on a cancelled one). ProcessPoolExecutor names its
+        # workers only privately.
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=True)
+        raise
+    else:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_sigint() -> None:
+    """A pool worker's initializer: Ctrl-C reaches the whole process group, and a worker it
+    interrupted inside the task queue's lock would leave the other workers, and the pool's
+    shutdown, waiting on that lock for ever. The main process alone handles it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _prior(journal: store.Journal, keys: set[str]) -> dict[str, dict[str, Any]]:
@@ -305,7 +325,8 @@ def run_study(
             stack.callback(journal.close)
             if journal.exists() and not resume:
                 raise ConfigError(
-                    f"{out} already holds a sweep; pass --resume to finish it or choose another -o"
+                    f"{out} already holds a sweep: resume it (--resume, resume=True) or "
+                    "write to another directory (-o, out_dir=)"
                 )
         cached = _prior(journal, set(prep.keys)) if journal is not None and resume else {}
         results = {k: rec["result"] for k, rec in cached.items()}
@@ -362,8 +383,9 @@ def run_study(
                                 }
                             finish(futures[fut], result)
                     except BaseException:
-                        for fut in futures:
-                            fut.cancel()
+                        if not isinstance(pool, ProcessPoolExecutor):  # it stops its own
+                            for fut in futures:
+                                fut.cancel()
                         raise
         final = rows()
         if out is not None:

@@ -62,8 +62,7 @@ def resolve_model(model: str) -> ModelRef:
     if model in models.MODELS:
         return ModelRef(model, "zoo")
     raise ConfigError(
-        f"sweep model {model!r}: no such file, and not a model name "
-        f"({', '.join(sorted(models.MODELS))})"
+        f"model {model!r}: no such file, and not a model name ({', '.join(sorted(models.MODELS))})"
     )
 
 

@@ -37,7 +37,9 @@ def predictions():
 
 def test_the_packaged_table_is_the_shared_one() -> None:
     if not SHARED.is_file():
-        pytest.skip("the steering repository's shared/ folder is not beside this checkout")
+        pytest.skip(
+            "no upstream copy of the calibration table (shared/fidelity/) beside this checkout"
+        )
     assert load_table(SHARED) == load_table()
 
 

@@ -49,6 +49,21 @@ def test_memory_is_the_hand_calculation():
     assert at.fits and not over.fits
 
 
+def test_largest_context_fits_and_stops_at_the_models_positions():
+    c = load_config("llama-2-7b")  # max_position_embeddings 4096
+    # 32 GiB: memory stops the context first; the next 2 tokens per sequence would not fit.
+    mem = memory(c, 32 * 2**30, batch=16, prompt=1024, generate=1024, precision="fp16")
+    ctx = mem.max_context
+    assert 0 < ctx < c.max_positions
+    half = ctx // 2
+    assert memory(c, 32 * 2**30, batch=16, prompt=half, generate=half, precision="fp16").fits
+    over = memory(c, 32 * 2**30, batch=16, prompt=half + 1, generate=half + 1, precision="fp16")
+    assert not over.fits
+    # Plenty of memory: the model's positions stop it.
+    roomy = memory(c, 2**40, batch=1, prompt=1024, generate=1024, precision="fp16")
+    assert roomy.max_context == c.max_positions == 4096
+
+
 def test_a_request_that_cannot_fit_names_the_numbers():
     with pytest.raises(ConfigError, match=r"needs 129\.\d GiB .* has 32\.0 GiB"):
         estimate("llama-2-70b", "ascend910b4", prompt=16, generate=2, require_fit=True)

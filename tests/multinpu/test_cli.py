@@ -34,6 +34,15 @@ def test_fewest_finds_one_chip_for_a_small_model(tmp_path, capsys) -> None:
     assert data["answer"]["chips"] == 1 and len(data["points"]) > 1
 
 
+def test_fewest_exits_1_when_no_configuration_meets_the_target(tmp_path, capsys) -> None:
+    out_file = tmp_path / "points.json"
+    args = ["fewest", "--model", "llama-2-7b", "--per-token-ms", "0.001", "--batch", "1"]
+    assert main([*args, "--prompt", "16", "--generated", "16", "-o", str(out_file)]) == 1
+    assert "no configuration meets the target" in capsys.readouterr().out
+    data = json.loads(out_file.read_text())  # the points searched are still written
+    assert data["answer"] is None and len(data["points"]) > 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

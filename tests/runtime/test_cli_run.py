@@ -91,8 +91,10 @@ def test_bad_input_is_one_line_and_exit_2(mlp_file, tmp_path, capsys, args, mess
     if "--no-fallback" in args and _has_cuda():
         pytest.skip("this machine has CUDA: the GPU is available")
     assert main(["run", str(mlp_file), *args]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("hetnpu: error: ") and message in err[0]
+    assert captured.out == ""  # nothing announced (a random input, say) before the refusal
 
 
 def _has_cuda() -> bool:

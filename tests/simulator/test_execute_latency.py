@@ -51,3 +51,18 @@ def test_cli_prints_the_host_timed_latency(mm_relu_model, tmp_path, capsys) -> N
     assert "as the host times one aclmdlExecute" in capsys.readouterr().out
     assert main(args) == 0
     assert "aclmdlExecute" not in capsys.readouterr().out
+
+
+def test_cli_throughput_counts_the_batch_an_input_shape_binds(mm_relu_model, capsys) -> None:
+    # --input-shape binds dim 0 to 64 without --batch: 64 inferences per run, not 1.
+    args = ["simulate", mm_relu_model, "--chip", "ascend910", "--input-shape", "A=64,256"]
+    assert main(args) == 0
+
+    def throughput() -> str:
+        out = " ".join(capsys.readouterr().out.split())
+        return out[: out.index(" at batch") + len(" at batch 64")]
+
+    shaped = throughput()
+    assert shaped.endswith("at batch 64")
+    assert main([*args, "--batch", "64"]) == 0
+    assert throughput() == shaped  # the same cycles and inferences/s as --batch 64

@@ -127,3 +127,52 @@ def test_sigkill_then_resume_completes_every_point_once(
     keys = [json.loads(line)["key"] for line in journal.read_text().splitlines()]
     assert len(keys) == total == len(set(keys))  # each point simulated exactly once overall
     assert not list(out.glob(".*.tmp"))
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("trial", range(2))
+def test_ctrl_c_stops_the_sweep_and_its_workers_and_resume_finishes_it(
+    trial: int, reference: Path, tmp_path: Path
+) -> None:
+    # Ctrl-C in a terminal signals the whole process group: the pool's workers as well.
+    total = len(_stable_csv(reference))
+    out = tmp_path / "sweep"
+    proc = _cli(out, "--workers", "2")
+    journal = out / JOURNAL
+    start, sent = time.monotonic(), False
+    try:
+        while proc.poll() is None and time.monotonic() - start < 120:
+            done = journal.read_bytes().count(b"\n") if journal.exists() else 0
+            if done >= 1 + trial:
+                os.killpg(proc.pid, signal.SIGINT)
+                sent = True
+                break
+            time.sleep(0.002)
+        if not sent:
+            pytest.fail(f"the sweep ended (rc {proc.returncode}) before the interrupt")
+        _, stderr = proc.communicate(timeout=60)  # a hang fails here
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr.decode()[-2000:]
+    assert stderr.decode().rstrip().endswith("hetnpu: interrupted")
+    deadline = time.monotonic() + 30
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _group_alive(proc.pid), "a worker outlived the interrupted sweep"
+    kept = len(journal.read_text().splitlines())
+    assert kept < total, "the interrupt came after the last point: no resume to test"
+
+    resumed = _cli(out, "--workers", "2", "--resume")
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr.decode()[-2000:]
+    assert f"({total - kept} simulated now, {kept} reused)" in stdout.decode()
+    assert _stable_csv(out / RESULTS) == _stable_csv(reference)
