@@ -12,7 +12,8 @@ calibrated, as in ``benchmarks/fidelity.py``) and printed with:
   the preset's DDR rate (``hbm_bytes_per_s``);
 - the least DDR traffic of any op-by-op schedule that keeps whole tensors in L2, as the
   simulator's L2 does: the weights read once, and every activation larger than L2 written once
-  and read once by each kernel that reads it (kernels as the simulator fuses them). Where even
+  and read once by each kernel that reads it (kernels as the simulator fuses them; an op that
+  reads part of an input, a Gather or Slice, only the bytes it writes). Where even
   that exceeds what the measured time allows, no such schedule reaches the row at that DDR
   rate: the chip must reuse parts of tensors larger than its L2, or sustain more bandwidth;
 - the change of throughput from the batch before, measured and simulated, which shows where a
@@ -24,6 +25,7 @@ calibrated, as in ``benchmarks/fidelity.py``) and printed with:
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hetnpu.fidelity import load_table, predict, target
 from hetnpu.fidelity.predict import Prediction, target_graph
 from hetnpu.graph import Graph
+from hetnpu.graph.opfamilies import PARTIAL_READ_OPS
 from hetnpu.simulator.prepare import device_nbytes
 from hetnpu.simulator.result import SimResult
 from hetnpu.simulator.tiler import precision_info
@@ -40,35 +43,39 @@ from hetnpu.simulator.tiler import precision_info
 
 def whole_tensor_floor(graph: Graph, res: SimResult) -> int:
     """Least DDR bytes of an op-by-op run of ``graph`` that keeps whole tensors in L2, its
-    kernels as ``res`` (an fp16 simulation of it) fused them (see the module docstring)."""
+    kernels as ``res`` (an fp16 simulation of it) fused them (see the module docstring).
+
+    A kernel reads each tensor from outside it once, however many of its nodes read it; an op
+    that reads only part of an input (Gather, Slice...: ``PARTIAL_READ_OPS``) needs at most as
+    many bytes as it writes; a weight is read once, at the most any one kernel needs of it."""
     prec, l2 = precision_info("fp16"), res.spec.l2_bytes
+    size = functools.cache(lambda t: device_nbytes(graph, t, prec))
     kernels: dict[str, list[str]] = defaultdict(list)
     for op in res.ops:
         if op.bound != "zero" and op.name in graph.nodes:
             kernels[op.fused_into or op.name].append(op.name)
-    readers: dict[str, int] = defaultdict(int)
-    written: set[str] = set()
-    weights = 0
+    weights: dict[str, int] = {}
+    moved = 0
     for members in kernels.values():
         nodes = [graph.node(m) for m in members]
         made = {t for n in nodes for t in n.outputs if t}
+        needs: dict[str, int] = {}  # outside tensor -> bytes this kernel must read of it
         for n in nodes:
+            out = sum(size(t) for t in n.outputs if t)
             for t in n.inputs:
-                if not t or t in made:
-                    continue
-                if graph.is_initializer(t):
-                    weights += device_nbytes(graph, t, prec)
-                else:
-                    readers[t] += 1
+                if t and t not in made:
+                    need = min(size(t), out) if n.op_type in PARTIAL_READ_OPS else size(t)
+                    needs[t] = max(needs.get(t, 0), need)
+        for t, need in needs.items():
+            if graph.is_initializer(t):
+                weights[t] = max(weights.get(t, 0), need)
+            elif size(t) > l2:
+                moved += need
         for t in made:
-            if t in graph.outputs or any(c.name not in members for c in graph.consumers(t)):
-                written.add(t)
-    moved = weights
-    for t in set(readers) | written:
-        size = device_nbytes(graph, t, prec)
-        if size > l2:
-            moved += size * (readers.get(t, 0) + (t in written))
-    return moved
+            outside = t in graph.outputs or any(c.name not in members for c in graph.consumers(t))
+            if outside and size(t) > l2:
+                moved += size(t)
+    return moved + sum(weights.values())
 
 
 def _device_time(pred: Prediction) -> float:

@@ -37,8 +37,11 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object)
     '{}'
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # named by the file asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
     try:
         try:
             mode_bits = target.stat().st_mode & 0o7777  # replacing a file keeps its mode

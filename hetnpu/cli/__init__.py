@@ -73,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hetnpu: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # A file the user named cannot be read or written (a directory that is not there or
+        # not writable, a full disk): one line, as for any other bad input.
+        if os.environ.get("HETNPU_DEBUG") == "1":
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"hetnpu: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     if rc == 130:  # Ctrl-C: typer turns it into this status without a word
         print("hetnpu: interrupted", file=sys.stderr)
     return rc if isinstance(rc, int) else 0

@@ -194,7 +194,7 @@ def _resolve(doc: _Doc, chain: tuple[_Doc, ...] = ()) -> _Merged:
 
 
 def _apply_overrides(
-    merged: _Merged, overrides: Mapping[str, Any], cls: type[Any], label: str
+    merged: _Merged, overrides: Mapping[str, Any], cls: type[Any], label: str, given: str
 ) -> None:
     known = [k for k in flat_keys(cls) if k != "inherits"]
     for key, value in overrides.items():
@@ -204,7 +204,7 @@ def _apply_overrides(
             hint = (
                 f"; close matches: {', '.join(close)}"
                 if close
-                else f"; `hetnpu devices show {merged.data.get('name', 'CHIP')}` lists the keys"
+                else f"; `hetnpu devices show {given}` lists the keys"
             )
             raise ConfigError(f"{label}: unknown key {key!r} in overrides{hint}")
         outer, _, inner = key.partition(".")
@@ -251,7 +251,8 @@ def load_preset(
     if kind is not None and actual != kind:
         wanted = ", ".join(names(kind))
         raise ConfigError(f"{label}: is a {actual} preset, not {kind}; {kind} presets: {wanted}")
-    _apply_overrides(merged, overrides or {}, cls, label)
+    # The hint names the chip as the user gave it: a preset name or a file's path.
+    _apply_overrides(merged, overrides or {}, cls, label, os.fspath(name_or_path))
     spec = validate_spec(cls, merged.data, label, merged.origins)
     return Preset(spec, actual, label, MappingProxyType(dict(merged.sources)))
 

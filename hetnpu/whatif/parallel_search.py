@@ -284,7 +284,7 @@ def fewest_chips(
         Unknown target, model, chip or topology.
     """
     from hetnpu.models.decoder.config import load_config
-    from hetnpu.whatif.sweep import _BROKEN_HINT, _executor
+    from hetnpu.whatif.sweep import _BROKEN_HINT, _abandon, _executor
 
     if target not in TARGETS:
         raise ConfigError(f"target {target!r}: choose one of {', '.join(TARGETS)}")
@@ -325,10 +325,16 @@ def fewest_chips(
         if pool is None:
             results = [_layer_task(k) for k in ordered]
         else:
+            # Submitted and collected in order, not pool.map: map cancels its pending futures
+            # when interrupted, which the pool's own clean-up then trips on (sweep._abandon).
+            futures = [pool.submit(_layer_task, k) for k in ordered]
             try:
-                results = list(pool.map(_layer_task, ordered))
+                results = [f.result() for f in futures]
             except BrokenProcessPool:
                 raise ConfigError("the simulation processes died" + _BROKEN_HINT) from None
+            except BaseException:
+                _abandon(futures, pool, executor)
+                raise
     times = dict(zip(ordered, results, strict=True))
     points = []
     for tp, pp, ep, topo in candidates:

@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -258,6 +258,17 @@ def _executor(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _abandon(futures: Iterable[Future], pool: Executor, given: Executor | None) -> None:
+    """Cancel the pending ``futures`` of an interrupted or failed run, unless they belong to a
+    process pool :func:`_executor` made: that one terminates its workers, and its own thread
+    then fails every pending future (cancelling one first makes that thread raise on Python
+    3.11)."""
+    if given is None and isinstance(pool, ProcessPoolExecutor):
+        return
+    for fut in futures:
+        fut.cancel()
+
+
 def _ignore_sigint() -> None:
     """A pool worker's initializer: Ctrl-C reaches the whole process group, and a worker it
     interrupted inside the task queue's lock would leave the other workers, and the pool's
@@ -383,9 +394,7 @@ def run_study(
                                 }
                             finish(futures[fut], result)
                     except BaseException:
-                        if not isinstance(pool, ProcessPoolExecutor):  # it stops its own
-                            for fut in futures:
-                                fut.cancel()
+                        _abandon(futures, pool, executor)
                         raise
         final = rows()
         if out is not None:

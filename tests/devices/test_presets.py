@@ -304,6 +304,18 @@ def test_an_unknown_override_lists_close_matches() -> None:
     assert "l0a_bytes" in msg
 
 
+def test_an_override_like_no_key_points_to_the_command_that_lists_them(tmp_path) -> None:
+    # Not every key (the CLI cuts a line at 600 characters): the chip as the user named it.
+    with pytest.raises(ConfigError) as info:
+        chips.load("ascend910", overrides={"bogus": "1"})
+    assert str(info.value).endswith("`hetnpu devices show ascend910` lists the keys")
+    own = tmp_path / "my910.toml"
+    own.write_text('inherits = "ascend910"\nname = "My 910"\n')
+    with pytest.raises(ConfigError) as info:
+        chips.load(str(own), overrides={"bogus": "1"})
+    assert str(info.value).endswith(f"`hetnpu devices show {own}` lists the keys")
+
+
 def test_a_bad_override_names_the_key_the_preset_and_the_override() -> None:
     with pytest.raises(ConfigError) as info:
         chips.load("ascend910", overrides={"hbm_bytes": "1.5"})

@@ -66,3 +66,13 @@ def test_cli_throughput_counts_the_batch_an_input_shape_binds(mm_relu_model, cap
     assert shaped.endswith("at batch 64")
     assert main([*args, "--batch", "64"]) == 0
     assert throughput() == shaped  # the same cycles and inferences/s as --batch 64
+
+
+def test_cli_output_it_cannot_write_is_one_line_and_exit_2(mm_relu_model, tmp_path, capsys):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    out = blocker / "s.json"  # its parent is a file
+    args = ["simulate", mm_relu_model, "--chip", "ascend910", "--input-shape", "A=64,256"]
+    assert main([*args, "--json", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hetnpu: error: ") and str(out) in err[0]
