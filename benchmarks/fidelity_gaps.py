@@ -134,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{t_meas * spec.hbm_bytes_per_s / 1e9:>8.3f} {floor} "
                   f"{step}{mark}")  # fmt: skip
             if row.metric == "kernel time":
-                peak = spec.ai_cores * res.spec.cube_mkn_fp16[0] * res.spec.cube_mkn_fp16[1]
-                peak *= res.spec.cube_mkn_fp16[2] * res.clock_hz
+                peak = spec.peak_flops("fp16") / 2  # MACs per second
                 macs = sum(op.macs for op in res.ops)
                 print(f"     Cube peak reached: measured {macs / t_meas / peak:.0%}, simulated "
                       f"{macs / (p.simulated * 1e-6) / peak:.0%}")  # fmt: skip

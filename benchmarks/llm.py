@@ -8,16 +8,10 @@ wall time exceeds when other processes share the machine).
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-CALIBRATION = (
-    Path(__file__).resolve().parents[1] / "hetnpu" / "fidelity" / "data" / "calibration.csv"
-)
 
 _CHILD = """
 import json, sys, time
@@ -86,8 +80,10 @@ def main() -> None:
         "it (cache concatenated, K/V copied per query head, RoPE in torch ops, symbolic "
         "shapes: benchmarks/_llm_rows.py), vs calibration.csv (torchair graph mode)"
     )
-    rows = [r for r in csv.DictReader(CALIBRATION.open()) if "ChatGLM3" in r["model"]]
-    batches = sorted({int(r["batch"]) for r in rows})
+    from hetnpu.fidelity.table import load_table  # the packaged copy
+
+    rows = [r for r in load_table() if "ChatGLM3" in r.model]
+    batches = sorted({r.batch for r in rows})
     sims = {}
     for b in batches:
         t = time.perf_counter()
@@ -101,7 +97,7 @@ def main() -> None:
         sims[b]["bench_wall"] = time.perf_counter() - t
     print(f"  {'batch':>5} {'metric':<26} {'measured ms':>12} {'simulated ms':>13} {'sim/meas':>9}")
     for r in rows:
-        b, metric, measured = int(r["batch"]), r["metric"], float(r["value"])
+        b, metric, measured = r.batch, r.metric, r.value
         key = "ttft_s" if metric.startswith("prefill") else "mean_token_s"
         sim = sims[b][key] * 1e3
         print(f"  {b:>5} {metric:<26} {measured:12.1f} {sim:13.1f} {sim / measured:9.2f}")

@@ -22,7 +22,6 @@ all-to-all dispatch and combine, as vllm-ascend's all-to-all MoE runs them).
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -30,19 +29,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hetnpu.devices.topology import load_topology
+from hetnpu.fidelity.table import Row, load_table
 from hetnpu.simulator.collectives import choose_algorithm, closed_form_s, simulate_collective
 from hetnpu.whatif.parallel_search import _context, fewest_chips, layer_time, step_point
 
 MODEL, CHIP, TOPOLOGY, TP = "llama-2-70b", "ascend910b4", "atlas-800i-a2", 8
 MOE_MODEL, MOE_TARGET_MS, MOE_BATCH = "mixtral-8x7b", 50.0, 16
 PROMPT, GENERATED = 1024, 1024
-TABLE = Path(__file__).resolve().parents[1] / "hetnpu" / "fidelity" / "data" / "calibration.csv"
-"""The packaged copy of the calibration table (``hetnpu.fidelity.load_table``'s default)."""
 
 
-def _rows(table: Path) -> list[dict[str, str]]:
-    with table.open(newline="", encoding="utf-8") as f:
-        return [r for r in csv.DictReader(f) if "LLaMA-2-70B" in r["model"]]
+def _rows(table: Path | None) -> list[Row]:
+    return [r for r in load_table(table) if "LLaMA-2-70B" in r.model]
 
 
 def _collectives(topo) -> None:
@@ -83,7 +80,7 @@ def _reuse_error() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", type=Path, default=TABLE)
+    parser.add_argument("--table", type=Path, default=None, help="default: the packaged copy")
     parser.add_argument("--workers", type=int, default=2, help="processes for the search")
     parser.add_argument("--skip-prefill", action="store_true", help="decode rows only")
     parser.add_argument("--moe-only", action="store_true", help="only the Mixtral EP search")
@@ -93,25 +90,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     topo = load_topology(TOPOLOGY)
     rows = _rows(args.table)
-    print(f"LLaMA-2-70B, {TP} x 910B ({topo.description}), TP {TP}; table {args.table.name}")
+    table = args.table.name if args.table else "calibration.csv"
+    print(f"LLaMA-2-70B, {TP} x 910B ({topo.description}), TP {TP}; table {table}")
     print(f"  {'metric':<26} {'batch':>5} {'measured ms':>12} {'simulated ms':>13} {'ratio':>6}")
     ratios = []
     for r in rows:
-        prefill = r["metric"].startswith("prefill")
+        prefill = r.metric.startswith("prefill")
         if prefill and args.skip_prefill:
             continue
-        batch = int(r["batch"])
+        batch = r.batch
         t0 = time.perf_counter()
         phase = ("prefill",) if prefill else ("decode",)
         p = step_point(
             MODEL, CHIP, topo, TP, 1, batch, prompt=PROMPT, generated=GENERATED, phases=phase
         )
         sim = p.ttft_ms if prefill else p.per_token_ms
-        measured = float(r["value"])
+        measured = r.value
         ratios.append(sim / measured)
         wall = time.perf_counter() - t0
         print(
-            f"  {r['metric']:<26} {batch:>5} {measured:12.1f} {sim:13.1f} {sim / measured:6.2f}"
+            f"  {r.metric:<26} {batch:>5} {measured:12.1f} {sim:13.1f} {sim / measured:6.2f}"
             f"   (all-reduces {p.allreduce_ms:.2f} ms; {wall:.1f} s to simulate)"
         )
     if ratios:

@@ -137,15 +137,12 @@ def run(
             profile=profile is not None,
             input_shapes=parse_input_shapes(input_shape),
         )
-        names = [a.name for a in sess.get_inputs()]
-        unknown = sorted(set(feeds) - set(names))
-        if unknown:  # refused before any random input is made and announced
-            raise InputError(f"unknown input(s) {unknown}; the model's inputs are {names}")
         made = random_inputs(sess.get_inputs(), feeds, seed)
+        # Checked before the random inputs are announced: a refused run says nothing else.
+        checked = sess._check_inputs(feeds)
         for name, what in made.items():
             typer.echo(f"input {name}: random {what} (seed {seed}); pass --input {name}=FILE.npy")
         # A model with symbolic dims is planned for the shapes fed: before the clock starts.
-        checked = sess._check_inputs(feeds)
         sess._compiled({n: v.shape for n, v in checked.items()})
         t1 = time.perf_counter()
         outs = sess.run(None, feeds)

@@ -64,16 +64,6 @@ def _load_model(model: str, shapes: dict[str, list[int]] | None, batch: int | No
     return load(source, input_shapes=shapes)
 
 
-def _batch_of(graph: Any) -> int:
-    """The batch the loaded model runs: dim 0 of its first input when that is a number (as
-    ``--input-shape`` may have set it), else 1."""
-    for name in graph.inputs[:1]:
-        shape = graph.tensors[name].shape or ()
-        if shape and isinstance(shape[0], int) and shape[0] > 0:
-            return shape[0]
-    return 1
-
-
 def _human_bytes(n: float) -> str:
     for scale, unit in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
         if n >= scale:
@@ -138,7 +128,7 @@ def simulate(
         raise ConfigError(f"--trace-level {trace_level!r}: expected op or instr")
     spec = chips.load(chip, overrides=parse_sets(set_) or None)
     graph = _load_model(model, parse_input_shapes(input_shape), batch)
-    batch = batch or _batch_of(graph)
+    batch = batch or graph.batch  # as --input-shape or the file bound it
     control = parse_control(branch, trips)
     if devices is not None or strategy is not None:
         from hetnpu.cli.system_summary import run_system

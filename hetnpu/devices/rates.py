@@ -1,7 +1,7 @@
 """The NPU's rates and element sizes at a precision mode, in one place.
 
 Three roofline users read them: the analytical cost model (:mod:`hetnpu.devices.roofline`),
-the simulator's per-op floor (:func:`hetnpu.simulator.prepare.roofline_bounds`) and the roofs
+the simulator's per-op floor (:func:`hetnpu.simulator.bounds.roofline_bounds`) and the roofs
 a trace is drawn against (:func:`hetnpu.traces.chrome.chip_roof`).
 
 A precision mode says what the NPU computes float tensors in, whatever their ONNX dtype (ATC's

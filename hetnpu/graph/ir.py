@@ -263,6 +263,13 @@ class Graph:
             return np.asarray(onnx.helper.get_attribute_value(attr))
         return None
 
+    @property
+    def batch(self) -> int:
+        """The batch the model runs: dim 0 of its first input when that is a number (the dim
+        ``--batch`` rebinds), else 1."""
+        first = self.tensors[self.inputs[0]].shape if self.inputs else None
+        return int(first[0]) if first and isinstance(first[0], int) and first[0] > 0 else 1
+
     def topo_order(self) -> list[str]:
         """Node names in the deterministic topological order (the model's sorted order)."""
         return list(self.nodes)

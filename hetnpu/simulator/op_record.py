@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from hetnpu.graph.ir import Node
+from hetnpu.simulator.bounds import roofline_bounds
 from hetnpu.simulator.isa import UNITS
 from hetnpu.simulator.lowering.common import Lowered
-from hetnpu.simulator.prepare import roofline_bounds
 from hetnpu.simulator.result import OpRecord
 
 __all__ = ["record_op"]

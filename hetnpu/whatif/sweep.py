@@ -167,7 +167,7 @@ def prepare(study: Study) -> PreparedSweep:
                 checked.add(shapes)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        batch = run.get("batch") or (shapes[0][1][0] if shapes else _batch_of(probe))
+        batch = run.get("batch") or (shapes[0][1][0] if shapes else probe.batch)
         tasks.append(
             Task(
                 model=ref,
@@ -195,11 +195,6 @@ def _spec_value(value: Any) -> Any:
         if all(p.strip().isdigit() for p in parts):
             return tuple(int(p) for p in parts)
     return value
-
-
-def _batch_of(graph: Any) -> int:
-    first = graph.tensors[graph.inputs[0]].shape if graph.inputs else None
-    return int(first[0]) if first and isinstance(first[0], int) and first[0] > 0 else 1
 
 
 def _describe(point: Mapping[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """``hetnpu simulate --check`` holds Vector and movement ops to a floor the lowering cannot move.
 
-The floor (hetnpu.simulator.prepare.roofline_bounds) comes from the op's bytes in
+The floor (hetnpu.simulator.bounds.roofline_bounds) comes from the op's bytes in
 hetnpu.graph.cost and the chip's bus, MTE and Vector rates, not from the lowered program; so a
 lowering that drops half its work runs faster than the floor and ``--check`` names it.
 """
